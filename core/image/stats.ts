@@ -1,0 +1,346 @@
+/**
+ * Robust statistics over image planes. Every function takes the values and, optionally, a mask
+ * plane of the same length with the bits that disqualify a pixel; non-finite values are always
+ * skipped. An empty selection yields NaN (and n = 0), never an exception, because "no usable
+ * pixels" is an ordinary outcome for a masked tile.
+ *
+ * Order statistics use quickselect on a copy of the selected values (O(n) expected, the input is
+ * never reordered); sums accumulate in float64 whatever the input precision.
+ */
+import { ImageError } from './masked-image.ts';
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface MaskFilter {
+  /** Mask plane parallel to the values. */
+  mask?: Int32Array;
+  /** Pixels with (mask & badBits) !== 0 are skipped. Default when a mask is given: any set bit. */
+  badBits?: number;
+}
+
+export interface StdOptions extends MaskFilter {
+  /** Delta degrees of freedom: divide by n - ddof. Default 1 (sample std, as afw's STDEV). */
+  ddof?: number;
+}
+
+export interface SigmaClipOptions extends StdOptions {
+  /** Clip at |x - median| > nSigma × std. Default 3. */
+  nSigma?: number;
+  /** Maximum number of clipping passes. Default 5. */
+  maxIter?: number;
+}
+
+export interface ClippedStats {
+  mean: number;
+  median: number;
+  std: number;
+  /** Number of values left after clipping. */
+  n: number;
+}
+
+/** Gaussian σ per unit of median absolute deviation, 1/Φ⁻¹(3/4) rounded as is customary. */
+export const MAD_TO_SIGMA = 1.4826;
+
+/** Resolve the mask options once, so hot loops test a plain integer. */
+function filterOf(values: FloatArray, opts: MaskFilter | undefined): { mask: Int32Array | undefined; bad: number } {
+  const mask = opts?.mask;
+  if (mask === undefined) return { mask: undefined, bad: 0 };
+  if (mask.length !== values.length) {
+    throw new ImageError('SIZE_MISMATCH', `mask has ${mask.length} elements, values have ${values.length}`);
+  }
+  const bad = opts?.badBits ?? -1;
+  // badBits 0 disqualifies nothing: drop the mask so the fast unmasked loops run.
+  return { mask: bad === 0 ? undefined : mask, bad };
+}
+
+/**
+ * Copy the selected finite values into a fresh array of the input's precision (float32 halves
+ * memory and speeds selection on large planes). Returns a view of the first n elements.
+ */
+function gather(values: FloatArray, opts: MaskFilter | undefined): FloatArray {
+  const { mask, bad } = filterOf(values, opts);
+  const out = values instanceof Float32Array ? new Float32Array(values.length) : new Float64Array(values.length);
+  let n = 0;
+  const len = values.length;
+  if (mask === undefined) {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0) out[n++] = v; // false for NaN and ±Infinity
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0 && (mask[i] & bad) === 0) out[n++] = v;
+    }
+  }
+  return out.subarray(0, n);
+}
+
+export function finiteCount(values: FloatArray, opts?: MaskFilter): number {
+  const { mask, bad } = filterOf(values, opts);
+  let n = 0;
+  const len = values.length;
+  if (mask === undefined) {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0) n++;
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0 && (mask[i] & bad) === 0) n++;
+    }
+  }
+  return n;
+}
+
+/** Sum and count of the selected values (float64 accumulation). */
+function sumCount(values: FloatArray, mask: Int32Array | undefined, bad: number): [number, number] {
+  let s = 0;
+  let n = 0;
+  const len = values.length;
+  if (mask === undefined) {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0) {
+        s += v;
+        n++;
+      }
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0 && (mask[i] & bad) === 0) {
+        s += v;
+        n++;
+      }
+    }
+  }
+  return [s, n];
+}
+
+export function mean(values: FloatArray, opts?: MaskFilter): number {
+  const { mask, bad } = filterOf(values, opts);
+  const [s, n] = sumCount(values, mask, bad);
+  return n === 0 ? NaN : s / n;
+}
+
+function checkDdof(ddof: number): number {
+  if (!Number.isFinite(ddof) || ddof < 0) throw new ImageError('BAD_ARGUMENT', `ddof must be ≥ 0, got ${ddof}`);
+  return ddof;
+}
+
+/** Standard deviation by two passes (mean, then squared deviations): stable for large offsets. */
+export function std(values: FloatArray, opts?: StdOptions): number {
+  const ddof = checkDdof(opts?.ddof ?? 1);
+  const { mask, bad } = filterOf(values, opts);
+  const [s, n] = sumCount(values, mask, bad);
+  if (n - ddof <= 0) return NaN;
+  const m = s / n;
+  let ss = 0;
+  const len = values.length;
+  if (mask === undefined) {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0) ss += (v - m) * (v - m);
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      const v = values[i];
+      if (v - v === 0 && (mask[i] & bad) === 0) ss += (v - m) * (v - m);
+    }
+  }
+  return Math.sqrt(ss / (n - ddof));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Selection
+
+/**
+ * Reorder a[left..right] so that a[k] holds the value it would have if sorted, everything before
+ * it is ≤ and everything after ≥. Hoare partitioning around a median-of-three keeps runs of equal
+ * values balanced; if partitioning degenerates (adversarial input) the remaining range is sorted
+ * natively, bounding the worst case at O(n log n).
+ */
+function selectInPlace(a: FloatArray, k: number, left: number, right: number): void {
+  let budget = 2 * Math.ceil(Math.log2(right - left + 2)) + 8;
+  while (right > left) {
+    if (right - left < 24) {
+      insertionSort(a, left, right);
+      return;
+    }
+    if (--budget < 0) {
+      a.subarray(left, right + 1).sort();
+      return;
+    }
+    const mid = (left + right) >>> 1;
+    // Order a[left] ≤ a[mid] ≤ a[right]; the ends then act as sentinels for the scans below.
+    if (a[mid] < a[left]) swap(a, mid, left);
+    if (a[right] < a[left]) swap(a, right, left);
+    if (a[right] < a[mid]) swap(a, right, mid);
+    const pivot = a[mid];
+    let i = left;
+    let j = right;
+    while (i <= j) {
+      while (a[i] < pivot) i++;
+      while (a[j] > pivot) j--;
+      if (i <= j) {
+        const t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // Now a[left..j] ≤ pivot ≤ a[i..right], and anything between j and i equals the pivot.
+    if (k <= j) right = j;
+    else if (k >= i) left = i;
+    else return;
+  }
+}
+
+function swap(a: FloatArray, i: number, j: number): void {
+  const t = a[i];
+  a[i] = a[j];
+  a[j] = t;
+}
+
+function insertionSort(a: FloatArray, left: number, right: number): void {
+  for (let i = left + 1; i <= right; i++) {
+    const v = a[i];
+    let j = i - 1;
+    while (j >= left && a[j] > v) {
+      a[j + 1] = a[j];
+      j--;
+    }
+    a[j + 1] = v;
+  }
+}
+
+function maxOf(a: FloatArray, from: number, to: number): number {
+  let m = a[from];
+  for (let i = from + 1; i < to; i++) if (a[i] > m) m = a[i];
+  return m;
+}
+
+function minOf(a: FloatArray, from: number, to: number): number {
+  let m = a[from];
+  for (let i = from + 1; i < to; i++) if (a[i] < m) m = a[i];
+  return m;
+}
+
+function midpoint(lo: number, hi: number): number {
+  const s = (lo + hi) / 2;
+  return Number.isFinite(s) ? s : lo / 2 + hi / 2; // lo + hi can overflow near ±MAX_VALUE
+}
+
+/** Median of a[0..n) (all finite), reordering a. Even n: mean of the two middle values. */
+function medianInPlace(a: FloatArray): number {
+  const n = a.length;
+  if (n === 0) return NaN;
+  const k = n >> 1;
+  selectInPlace(a, k, 0, n - 1);
+  if (n & 1) return a[k];
+  // After selection every a[i<k] ≤ a[k], so the lower middle is the largest of them.
+  return midpoint(maxOf(a, 0, k), a[k]);
+}
+
+/** Median of the selected finite values; NaN when none. */
+export function median(values: FloatArray, opts?: MaskFilter): number {
+  return medianInPlace(gather(values, opts));
+}
+
+/**
+ * The q-quantile (0 ≤ q ≤ 1) with linear interpolation between order statistics at position
+ * q·(n−1) (numpy's default 'linear' method, R type 7). NaN when nothing is selected.
+ */
+export function quantile(values: FloatArray, q: number, opts?: MaskFilter): number {
+  if (!(q >= 0 && q <= 1)) throw new ImageError('BAD_ARGUMENT', `quantile must lie in [0, 1], got ${q}`);
+  const a = gather(values, opts);
+  const n = a.length;
+  if (n === 0) return NaN;
+  const h = (n - 1) * q;
+  const lo = Math.floor(h);
+  const t = h - lo;
+  selectInPlace(a, lo, 0, n - 1);
+  const vlo = a[lo];
+  if (t === 0 || lo + 1 >= n) return vlo;
+  const vhi = minOf(a, lo + 1, n);
+  // Interpolate from the nearer end (numpy's formula), which is exact at both ends.
+  const d = vhi - vlo;
+  return t < 0.5 ? vlo + d * t : vhi - d * (1 - t);
+}
+
+/** Median and median absolute deviation (about that median) from one copy of the data. */
+export function medianAndMad(values: FloatArray, opts?: MaskFilter): { median: number; mad: number } {
+  const a = gather(values, opts);
+  const med = medianInPlace(a);
+  if (a.length === 0) return { median: NaN, mad: NaN };
+  // Reuse the scratch copy for the deviations; selection order does not matter to a median.
+  for (let i = 0; i < a.length; i++) a[i] = Math.abs(a[i] - med);
+  return { median: med, mad: medianInPlace(a) };
+}
+
+/** Median absolute deviation: median(|x − median(x)|). */
+export function mad(values: FloatArray, opts?: MaskFilter): number {
+  return medianAndMad(values, opts).mad;
+}
+
+/** 1.4826 × MAD: the σ of a Gaussian with that MAD, insensitive to outliers. */
+export function robustStd(values: FloatArray, opts?: MaskFilter): number {
+  return MAD_TO_SIGMA * medianAndMad(values, opts).mad;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sigma clipping
+
+function meanStdOf(a: FloatArray, n: number, ddof: number): [number, number] {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += a[i];
+  const m = s / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - m;
+    ss += d * d;
+  }
+  return [m, n - ddof > 0 ? Math.sqrt(ss / (n - ddof)) : NaN];
+}
+
+/**
+ * Iterative σ-clipping: each pass takes the median and std of the surviving values and drops
+ * those with |x − median| > nSigma·std; it stops when a pass drops nothing, would drop everything,
+ * or after maxIter passes. Returns mean, median and std (ddof as in `std`) of the survivors.
+ */
+export function sigmaClippedStats(values: FloatArray, opts?: SigmaClipOptions): ClippedStats {
+  const nSigma = opts?.nSigma ?? 3;
+  const maxIter = opts?.maxIter ?? 5;
+  const ddof = checkDdof(opts?.ddof ?? 1);
+  if (!(nSigma > 0)) throw new ImageError('BAD_ARGUMENT', `nSigma must be > 0, got ${nSigma}`);
+  if (!Number.isInteger(maxIter) || maxIter < 0) {
+    throw new ImageError('BAD_ARGUMENT', `maxIter must be a non-negative integer, got ${maxIter}`);
+  }
+  const a = gather(values, opts);
+  let n = a.length;
+  if (n === 0) return { mean: NaN, median: NaN, std: NaN, n: 0 };
+
+  for (let iter = 0; iter < maxIter; iter++) {
+    const [, s] = meanStdOf(a, n, ddof);
+    if (!(s > 0)) break; // one value, or all equal: nothing to clip against
+    const med = medianInPlace(a.subarray(0, n));
+    const limit = nSigma * s;
+    let kept = 0;
+    for (let i = 0; i < n; i++) if (Math.abs(a[i] - med) <= limit) kept++;
+    if (kept === n || kept === 0) break;
+    // Compact the survivors to the front; their order is irrelevant.
+    let w = 0;
+    for (let i = 0; i < n; i++) {
+      const v = a[i];
+      if (Math.abs(v - med) <= limit) a[w++] = v;
+    }
+    n = w;
+  }
+
+  const [m, s] = meanStdOf(a, n, ddof);
+  const med = medianInPlace(a.subarray(0, n));
+  return { mean: m, median: med, std: s, n };
+}
