@@ -505,7 +505,8 @@ export function formatCard(card: Card): string[] {
   if (card.kind === 'string') {
     const s = String(card.value);
     assertAscii(s, `value of ${card.key}`);
-    const single = prefix + quote(s);
+    // Quoted value left-justified in columns 11-30, as astropy renders it (its CHECKSUM check re-renders cards).
+    const single = prefix + (hier ? quote(s) : quote(s).padEnd(20));
     if (single.length <= CARD) return [withComment(single, card.comment)];
     return continueCards(prefix, s, card.comment);
   }
