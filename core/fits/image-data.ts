@@ -81,14 +81,14 @@ function owned(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * Decode big-endian pixel bytes to physical values. Takes ownership of `bytes` when it is a whole
- * buffer (it is swapped in place); copies otherwise.
+ * Decode big-endian pixel bytes (or, with nativeOrder, bytes already in machine order) to physical
+ * values. Takes ownership of `bytes` when it is a whole buffer (it is swapped in place); copies otherwise.
  */
-export function decodePixels(input: Uint8Array, bitpix: Bitpix, scaling: Scaling = NO_SCALING): PixelArray {
+export function decodePixels(input: Uint8Array, bitpix: Bitpix, scaling: Scaling = NO_SCALING, nativeOrder = false): PixelArray {
   const bpp = bytesPerPixel(bitpix);
   if (input.length % bpp !== 0) throw new FitsError('TRUNCATED', `pixel data length ${input.length} is not a multiple of ${bpp}`);
   const bytes = owned(input);
-  swapInPlace(bytes, bpp);
+  if (!nativeOrder) swapInPlace(bytes, bpp);
   const n = bytes.length / bpp;
   const ab = bytes.buffer;
   const { bscale, bzero, blank } = scaling;

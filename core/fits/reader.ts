@@ -6,6 +6,8 @@
 import { FileByteSource, MemoryByteSource, type ByteSource } from './bytesource.ts';
 import { FitsError, MAX_ALLOCATION } from './errors.ts';
 import { BLOCK, CARD, CARDS_PER_BLOCK, Header, parseCards } from './header.ts';
+import { decodeTable, type Table } from './bintable.ts';
+import { compressedLayout, readCompressedRows, type CompressedLayout } from './compressed.ts';
 import { decodePixels, type Bitpix, type PixelArray, type Scaling } from './image-data.ts';
 import { analyseStructure, type HduKind } from './structure.ts';
 
@@ -170,13 +172,63 @@ export class FitsReader {
     }
   }
 
+  private layouts = new Map<number, CompressedLayout>();
+
+  /** Tile layout of a compressed image HDU (parsed once). */
+  compressed(h: Hdu): CompressedLayout {
+    let L = this.layouts.get(h.index);
+    if (!L) {
+      try {
+        L = compressedLayout(h.header, h.dataBytes, { file: this.name, hdu: h.index });
+      } catch (e) {
+        throw wrap(e, { file: this.name, hdu: h.index });
+      }
+      this.layouts.set(h.index, L);
+    }
+    return L;
+  }
+
+  /** The header of the image an HDU holds (compressed images: the reconstructed image header). */
+  imageHeader(h: Hdu): Header {
+    return h.kind === 'compressed-image' ? this.compressed(h).imageHeader : h.header;
+  }
+
+  /** Image geometry: BITPIX and NAXISn of the image (not of the table carrying a compressed one). */
+  imageInfo(h: Hdu): { bitpix: Bitpix; axes: number[] } {
+    if (h.kind === 'compressed-image') {
+      const L = this.compressed(h);
+      return { bitpix: L.zbitpix, axes: L.axes };
+    }
+    return { bitpix: h.bitpix, axes: h.axes };
+  }
+
+  /** True for HDUs whose data is an image (primary, IMAGE, tile-compressed). */
+  isImage(h: Hdu): boolean {
+    return h.kind === 'primary' || h.kind === 'image' || h.kind === 'compressed-image';
+  }
+
   /** BSCALE/BZERO/BLANK of an image HDU. */
   scaling(h: Hdu): Scaling {
-    const bscale = h.header.number('BSCALE') ?? 1;
-    const bzero = h.header.number('BZERO') ?? 0;
-    const blankCard = h.header.card('BLANK');
-    const blank = blankCard && blankCard.kind === 'integer' && h.bitpix > 0 ? (blankCard.value as number | bigint) : undefined;
+    const header = this.imageHeader(h);
+    const bitpix = this.imageInfo(h).bitpix;
+    const bscale = header.number('BSCALE') ?? 1;
+    const bzero = header.number('BZERO') ?? 0;
+    const blankCard = header.card('BLANK');
+    const blank = blankCard && blankCard.kind === 'integer' && bitpix > 0 ? (blankCard.value as number | bigint) : undefined;
     return { bscale, bzero, blank };
+  }
+
+  /** Decode a BINTABLE HDU. */
+  async readTable(h: Hdu): Promise<Table> {
+    if (h.kind !== 'bintable' && h.kind !== 'compressed-image') {
+      throw new FitsError('UNSUPPORTED', `HDU ${h.index} is a ${h.kind}, not a binary table`, { file: this.name, hdu: h.index });
+    }
+    const data = await this.readDataBytes(h);
+    try {
+      return decodeTable(h.header, data, { file: this.name, hdu: h.index });
+    } catch (e) {
+      throw wrap(e, { file: this.name, hdu: h.index });
+    }
   }
 
   /** Raw bytes of an HDU's data unit (unpadded). */
@@ -189,6 +241,10 @@ export class FitsReader {
   }
 
   /** Number of rows of an image: NAXIS2 × NAXIS3 × … (1 for a 1-D image). */
+  rows(h: Hdu): number {
+    return FitsReader.rows(this.imageInfo(h));
+  }
+
   static rows(h: { axes: number[] }): number {
     if (h.axes.length === 0) return 0;
     let r = 1;
@@ -196,18 +252,30 @@ export class FitsReader {
     return r;
   }
 
-  /** The whole image of a primary or IMAGE HDU (compressed images: see readImageAny). */
+  /** The whole image of a primary, IMAGE or tile-compressed HDU. */
   async readImage(h: Hdu): Promise<ImageBand> {
-    const band = await this.readRows(h, 0, FitsReader.rows(h));
-    return { data: band.data, shape: h.axes.slice() };
+    const band = await this.readRows(h, 0, this.rows(h));
+    return { data: band.data, shape: this.imageInfo(h).axes.slice() };
   }
 
-  /** Rows [y0, y1) of an uncompressed image (over NAXIS2 × NAXIS3 × … for cubes). */
+  /** Rows [y0, y1) of an image (over NAXIS2 × NAXIS3 × … for cubes); compressed: only the covering tiles are read. */
   async readRows(h: Hdu, y0: number, y1: number): Promise<ImageBand> {
-    if (h.kind !== 'primary' && h.kind !== 'image') {
+    if (!this.isImage(h)) {
       throw new FitsError('UNSUPPORTED', `HDU ${h.index} is a ${h.kind}, not an image`, { file: this.name, hdu: h.index });
     }
-    const nRows = FitsReader.rows(h);
+    const nRows = this.rows(h);
+    if (h.kind === 'compressed-image') {
+      if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 <= y1 && y1 <= nRows)) {
+        throw new RangeError(`row band [${y0}, ${y1}) outside the image's ${nRows} rows`);
+      }
+      const L = this.compressed(h);
+      try {
+        const data = await readCompressedRows({ readDataBytes: (s, n) => this.readDataBytes(h, s, n) }, L, this.scaling(h), y0, y1, { file: this.name, hdu: h.index });
+        return { data, shape: [L.axes[0] ?? 0, y1 - y0] };
+      } catch (e) {
+        throw wrap(e, { file: this.name, hdu: h.index });
+      }
+    }
     if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 <= y1 && y1 <= nRows)) {
       throw new RangeError(`row band [${y0}, ${y1}) outside the image's ${nRows} rows`);
     }
