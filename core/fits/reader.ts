@@ -108,6 +108,11 @@ export class FitsReader {
       const header = new Header(parseCards(cards, { strict: this.strict, file: this.name, hdu: index, offset }, deviations));
       const st = analyseStructure(header, index === 0, this.strict, deviations, where);
       const dataOffset = offset + headerBytes;
+      if (dataOffset > size) {
+        const what = `header ends at byte ${dataOffset} (after its padding) but the file has ${size} bytes`;
+        if (this.strict || st.dataBytes > 0) throw new FitsError('TRUNCATED', what, { ...where, offset: size });
+        deviations.push(what);
+      }
       const padded = Math.ceil(st.dataBytes / BLOCK) * BLOCK;
       if (dataOffset + st.dataBytes > size) {
         throw new FitsError('TRUNCATED', `data unit needs ${st.dataBytes} bytes from byte ${dataOffset} but the file has ${size - dataOffset}`, { ...where, offset: dataOffset });

@@ -261,6 +261,12 @@ function minOf(a: FloatArray, from: number, to: number): number {
 
 /** Below this length a copy plus Floyd–Rivest beats three passes over 2048-bin histograms. */
 const RADIX_MIN = 1 << 15;
+/** Histograms count in Int32Array (Uint32Array increments are ~3× slower in V8), so cap the length. */
+const RADIX_MAX = 2 ** 31 - 1;
+
+function useRadix(values: FloatArray): values is Float32Array {
+  return values instanceof Float32Array && values.length >= RADIX_MIN && values.length <= RADIX_MAX;
+}
 
 const keyScratch = new Int32Array(1);
 const keyScratchF32 = new Float32Array(keyScratch.buffer);
@@ -282,7 +288,7 @@ interface RadixInput {
   mask: Int32Array | undefined;
   bad: number;
   /** Counts of the top 11 key bits over the selected finite values. */
-  hist1: Uint32Array;
+  hist1: Int32Array;
   /** Number of selected finite values. */
   n: number;
 }
@@ -296,7 +302,7 @@ interface Located {
 
 function radixInput(values: Float32Array, mask: Int32Array | undefined, bad: number): RadixInput {
   const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
-  const hist1 = new Uint32Array(2048);
+  const hist1 = new Int32Array(2048);
   let n = 0;
   const len = bits.length;
   if (mask === undefined) {
@@ -320,7 +326,7 @@ function radixInput(values: Float32Array, mask: Int32Array | undefined, bad: num
 /**
  * Counts, over selected values whose key >>> shift equals prefix, of the bins (key >>> binShift) & binMask.
  */
-function radixPass(r: RadixInput, prefix: number, shift: number, binShift: number, hist: Uint32Array): void {
+function radixPass(r: RadixInput, prefix: number, shift: number, binShift: number, hist: Int32Array): void {
   const { bits, mask, bad } = r;
   const binMask = hist.length - 1;
   const len = bits.length;
@@ -335,7 +341,7 @@ function radixPass(r: RadixInput, prefix: number, shift: number, binShift: numbe
 }
 
 /** Bin holding rank k of a histogram, and the count in bins before it. */
-function findBin(hist: Uint32Array, k: number): { bin: number; before: number } {
+function findBin(hist: Int32Array, k: number): { bin: number; before: number } {
   let before = 0;
   let bin = 0;
   while (before + hist[bin] <= k) before += hist[bin++];
@@ -345,11 +351,11 @@ function findBin(hist: Uint32Array, k: number): { bin: number; before: number } 
 /** Locate the k-th smallest (0-based, k < n) selected value. */
 function radixLocate(r: RadixInput, k: number): Located {
   const l1 = findBin(r.hist1, k);
-  const hist2 = new Uint32Array(2048);
+  const hist2 = new Int32Array(2048);
   radixPass(r, l1.bin, 21, 10, hist2);
   const l2 = findBin(hist2, k - l1.before);
   const prefix = (l1.bin << 11) | l2.bin;
-  const hist3 = new Uint32Array(1024);
+  const hist3 = new Int32Array(1024);
   radixPass(r, prefix, 10, 0, hist3);
   const l3 = findBin(hist3, k - l1.before - l2.before);
   return {
@@ -427,7 +433,7 @@ function lerp(lo: number, hi: number, t: number): number {
 function medianInPlace(a: FloatArray): number {
   const n = a.length;
   if (n === 0) return NaN;
-  if (a instanceof Float32Array && n >= RADIX_MIN) return radixMedian(a, undefined, 0);
+  if (useRadix(a)) return radixMedian(a, undefined, 0);
   const k = n >> 1;
   selectInPlace(a, k, 0, n - 1);
   if (n & 1) return a[k];
@@ -437,7 +443,7 @@ function medianInPlace(a: FloatArray): number {
 
 /** Median of the selected finite values; NaN when none. */
 export function median(values: FloatArray, opts?: MaskFilter): number {
-  if (values instanceof Float32Array && values.length >= RADIX_MIN) {
+  if (useRadix(values)) {
     const { mask, bad } = filterOf(values, opts);
     return radixMedian(values, mask, bad);
   }
@@ -450,7 +456,7 @@ export function median(values: FloatArray, opts?: MaskFilter): number {
  */
 export function quantile(values: FloatArray, q: number, opts?: MaskFilter): number {
   if (!(q >= 0 && q <= 1)) throw new ImageError('BAD_ARGUMENT', `quantile must lie in [0, 1], got ${q}`);
-  if (values instanceof Float32Array && values.length >= RADIX_MIN) {
+  if (useRadix(values)) {
     const { mask, bad } = filterOf(values, opts);
     return radixQuantile(values, mask, bad, q);
   }
@@ -468,7 +474,7 @@ export function quantile(values: FloatArray, q: number, opts?: MaskFilter): numb
 
 /** Median and median absolute deviation (about that median) from one copy of the data. */
 export function medianAndMad(values: FloatArray, opts?: MaskFilter): { median: number; mad: number } {
-  if (values instanceof Float32Array && values.length >= RADIX_MIN) {
+  if (useRadix(values)) {
     // Median straight from the plane, then one float32 buffer of deviations. Rounding the
     // deviations to float32 is monotone, so the MAD is off by at most that rounding.
     const { mask, bad } = filterOf(values, opts);
