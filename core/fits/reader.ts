@@ -114,7 +114,7 @@ export class FitsReader {
         deviations.push(what);
       }
       const padded = Math.ceil(st.dataBytes / BLOCK) * BLOCK;
-      if (dataOffset + st.dataBytes > size) {
+      if (st.dataBytes > 0 && dataOffset + st.dataBytes > size) {
         throw new FitsError('TRUNCATED', `data unit needs ${st.dataBytes} bytes from byte ${dataOffset} but the file has ${size - dataOffset}`, { ...where, offset: dataOffset });
       }
       if (dataOffset + padded > size) {
