@@ -144,6 +144,8 @@ function imageHeaderOf(h: Header, zbitpix: Bitpix, axes: number[]): Header {
   }
   for (const c of h.cards) {
     if (c.kind !== 'commentary' && TABLE_ONLY.test(c.key)) continue;
+    // COMPRESSED_IMAGE is the name fpack/astropy give the carrying table, not the image's own name.
+    if (c.key === 'EXTNAME' && c.value === 'COMPRESSED_IMAGE') continue;
     cards.push({ ...c });
   }
   if (h.has('ZHECKSUM')) cards.push({ key: 'CHECKSUM', kind: 'string', value: h.string('ZHECKSUM') ?? '', comment: h.card('ZHECKSUM')?.comment ?? '' });

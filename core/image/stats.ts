@@ -255,14 +255,15 @@ function minOf(a: FloatArray, from: number, to: number): number {
 
 // Radix selection for float32 planes. The IEEE bit pattern of a float32, with the sign bit
 // flipped for positives and all bits flipped for negatives, orders exactly like the numbers.
-// Three counting passes over 11, 11 and 10 bits of that key find the k-th value directly in the
-// input, with no copy and no swaps, and their cost does not depend on the data's distribution
-// (sorted, constant or heavily quantised planes are as fast as noise).
+// Two counting passes over the top and bottom 16 bits of that key find the k-th value directly in
+// the input: no copy, no swaps, and a cost that does not depend on the data (sorted, constant or
+// heavily quantised planes are as fast as noise).
 
-/** Below this length a copy plus Floyd–Rivest beats three passes over 2048-bin histograms. */
-const RADIX_MIN = 1 << 15;
+/** Below this length a copy plus Floyd–Rivest beats two passes with 65536-bin histograms. */
+const RADIX_MIN = 1 << 16;
 /** Histograms count in Int32Array (Uint32Array increments are ~3× slower in V8), so cap the length. */
 const RADIX_MAX = 2 ** 31 - 1;
+const BINS = 1 << 16;
 
 function useRadix(values: FloatArray): values is Float32Array {
   return values instanceof Float32Array && values.length >= RADIX_MIN && values.length <= RADIX_MAX;
@@ -271,13 +272,16 @@ function useRadix(values: FloatArray): values is Float32Array {
 const keyScratch = new Int32Array(1);
 const keyScratchF32 = new Float32Array(keyScratch.buffer);
 
-/** Order-preserving unsigned key of a float32 bit pattern (given as int32). */
+/**
+ * Order key of a float32 bit pattern u (as int32). The result is an int32 whose UNSIGNED value
+ * orders like the float; kept in int32 so V8 never boxes it.
+ */
 function f32Key(u: number): number {
-  return (u ^ ((u >> 31) | 0x80000000)) >>> 0;
+  return u ^ ((u >> 31) | 0x80000000);
 }
 
 function keyToF32(key: number): number {
-  keyScratch[0] = key >= 0x80000000 ? key ^ 0x80000000 : ~key;
+  keyScratch[0] = key < 0 ? key ^ 0x80000000 : ~key;
   return keyScratchF32[0];
 }
 
@@ -287,7 +291,7 @@ interface RadixInput {
   bits: Int32Array;
   mask: Int32Array | undefined;
   bad: number;
-  /** Counts of the top 11 key bits over the selected finite values. */
+  /** Counts of the top 16 key bits over the selected finite values. */
   hist1: Int32Array;
   /** Number of selected finite values. */
   n: number;
@@ -302,45 +306,28 @@ interface Located {
 
 function radixInput(values: Float32Array, mask: Int32Array | undefined, bad: number): RadixInput {
   const bits = new Int32Array(values.buffer, values.byteOffset, values.length);
-  const hist1 = new Int32Array(2048);
+  const hist1 = new Int32Array(BINS);
   let n = 0;
   const len = bits.length;
   if (mask === undefined) {
     for (let i = 0; i < len; i++) {
       const u = bits[i];
       if ((u & EXP_MASK) === EXP_MASK) continue;
-      hist1[f32Key(u) >>> 21]++;
+      hist1[f32Key(u) >>> 16]++;
       n++;
     }
   } else {
     for (let i = 0; i < len; i++) {
       const u = bits[i];
       if ((u & EXP_MASK) === EXP_MASK || (mask[i] & bad) !== 0) continue;
-      hist1[f32Key(u) >>> 21]++;
+      hist1[f32Key(u) >>> 16]++;
       n++;
     }
   }
   return { bits, mask, bad, hist1, n };
 }
 
-/**
- * Counts, over selected values whose key >>> shift equals prefix, of the bins (key >>> binShift) & binMask.
- */
-function radixPass(r: RadixInput, prefix: number, shift: number, binShift: number, hist: Int32Array): void {
-  const { bits, mask, bad } = r;
-  const binMask = hist.length - 1;
-  const len = bits.length;
-  for (let i = 0; i < len; i++) {
-    const u = bits[i];
-    if ((u & EXP_MASK) === EXP_MASK) continue;
-    const key = f32Key(u);
-    if (key >>> shift !== prefix) continue;
-    if (mask !== undefined && (mask[i] & bad) !== 0) continue;
-    hist[(key >>> binShift) & binMask]++;
-  }
-}
-
-/** Bin holding rank k of a histogram, and the count in bins before it. */
+/** Bin holding rank k of a histogram, and the count in the bins before it. */
 function findBin(hist: Int32Array, k: number): { bin: number; before: number } {
   let before = 0;
   let bin = 0;
@@ -350,45 +337,54 @@ function findBin(hist: Int32Array, k: number): { bin: number; before: number } {
 
 /** Locate the k-th smallest (0-based, k < n) selected value. */
 function radixLocate(r: RadixInput, k: number): Located {
+  const { bits, mask, bad } = r;
   const l1 = findBin(r.hist1, k);
-  const hist2 = new Int32Array(2048);
-  radixPass(r, l1.bin, 21, 10, hist2);
+  const top = l1.bin;
+  const hist2 = new Int32Array(BINS);
+  const len = bits.length;
+  if (mask === undefined) {
+    for (let i = 0; i < len; i++) {
+      const key = f32Key(bits[i]);
+      // Non-finite keys never share a top half with a finite one, so no separate test is needed.
+      if (key >>> 16 === top) hist2[key & 0xffff]++;
+    }
+  } else {
+    for (let i = 0; i < len; i++) {
+      const key = f32Key(bits[i]);
+      if (key >>> 16 === top && (mask[i] & bad) === 0) hist2[key & 0xffff]++;
+    }
+  }
   const l2 = findBin(hist2, k - l1.before);
-  const prefix = (l1.bin << 11) | l2.bin;
-  const hist3 = new Int32Array(1024);
-  radixPass(r, prefix, 10, 0, hist3);
-  const l3 = findBin(hist3, k - l1.before - l2.before);
-  return {
-    key: ((prefix << 10) | l3.bin) >>> 0,
-    below: l1.before + l2.before + l3.before,
-    equal: hist3[l3.bin],
-  };
+  return { key: (top << 16) | l2.bin, below: l1.before + l2.before, equal: hist2[l2.bin] };
 }
 
 /** Largest key below `key` among selected values (call only when one exists). */
 function maxKeyBelow(r: RadixInput, key: number): number {
   const { bits, mask, bad } = r;
-  let best = -1;
+  // Flipping the top bit turns the unsigned key order into signed int32 order.
+  const limit = key ^ 0x80000000;
+  let best = -0x80000000;
   for (let i = 0; i < bits.length; i++) {
     const u = bits[i];
     if ((u & EXP_MASK) === EXP_MASK || (mask !== undefined && (mask[i] & bad) !== 0)) continue;
-    const kk = f32Key(u);
-    if (kk < key && kk > best) best = kk;
+    const s = f32Key(u) ^ 0x80000000;
+    if (s < limit && s > best) best = s;
   }
-  return best;
+  return best ^ 0x80000000;
 }
 
 /** Smallest key above `key` among selected values (call only when one exists). */
 function minKeyAbove(r: RadixInput, key: number): number {
   const { bits, mask, bad } = r;
-  let best = 0x100000000;
+  const limit = key ^ 0x80000000;
+  let best = 0x7fffffff;
   for (let i = 0; i < bits.length; i++) {
     const u = bits[i];
     if ((u & EXP_MASK) === EXP_MASK || (mask !== undefined && (mask[i] & bad) !== 0)) continue;
-    const kk = f32Key(u);
-    if (kk > key && kk < best) best = kk;
+    const s = f32Key(u) ^ 0x80000000;
+    if (s > limit && s < best) best = s;
   }
-  return best;
+  return best ^ 0x80000000;
 }
 
 function radixMedian(values: Float32Array, mask: Int32Array | undefined, bad: number): number {
@@ -397,7 +393,7 @@ function radixMedian(values: Float32Array, mask: Int32Array | undefined, bad: nu
   const k = r.n >> 1;
   const loc = radixLocate(r, k);
   const v = keyToF32(loc.key);
-  if (r.n & 1) return v;
+  if (r.n & 1) return v + 0;
   // The lower middle shares v's value unless v is the first of its run.
   const lower = k - 1 >= loc.below ? v : keyToF32(maxKeyBelow(r, loc.key));
   return midpoint(lower, v);
@@ -410,7 +406,7 @@ function radixQuantile(values: Float32Array, mask: Int32Array | undefined, bad: 
   const lo = Math.floor(h);
   const loc = radixLocate(r, lo);
   const vlo = keyToF32(loc.key);
-  if (h === lo || lo + 1 >= r.n) return vlo;
+  if (h === lo || lo + 1 >= r.n) return vlo + 0;
   const vhi = lo + 1 < loc.below + loc.equal ? vlo : keyToF32(minKeyAbove(r, loc.key));
   return lerp(vlo, vhi, h - lo);
 }
@@ -418,15 +414,18 @@ function radixQuantile(values: Float32Array, mask: Int32Array | undefined, bad: 
 // ---------------------------------------------------------------------------------------------
 // Order statistics
 
+// Order statistics come back with -0 turned into +0 (x + 0): the radix path orders -0 before +0
+// and Floyd–Rivest does not, and the answer must not depend on the path taken.
+
 function midpoint(lo: number, hi: number): number {
   const s = (lo + hi) / 2;
-  return Number.isFinite(s) ? s : lo / 2 + hi / 2; // lo + hi can overflow near ±MAX_VALUE
+  return (Number.isFinite(s) ? s : lo / 2 + hi / 2) + 0; // lo + hi can overflow near ±MAX_VALUE
 }
 
 /** Linear interpolation from the nearer end (numpy's formula), exact at both ends. */
 function lerp(lo: number, hi: number, t: number): number {
   const d = hi - lo;
-  return t < 0.5 ? lo + d * t : hi - d * (1 - t);
+  return (t < 0.5 ? lo + d * t : hi - d * (1 - t)) + 0;
 }
 
 /** Median of a[0..n) (all finite), possibly reordering a. Even n: mean of the two middle values. */
@@ -436,7 +435,7 @@ function medianInPlace(a: FloatArray): number {
   if (useRadix(a)) return radixMedian(a, undefined, 0);
   const k = n >> 1;
   selectInPlace(a, k, 0, n - 1);
-  if (n & 1) return a[k];
+  if (n & 1) return a[k] + 0;
   // After selection every a[i<k] ≤ a[k], so the lower middle is the largest of them.
   return midpoint(maxOf(a, 0, k), a[k]);
 }
@@ -468,7 +467,7 @@ export function quantile(values: FloatArray, q: number, opts?: MaskFilter): numb
   const t = h - lo;
   selectInPlace(a, lo, 0, n - 1);
   const vlo = a[lo];
-  if (t === 0 || lo + 1 >= n) return vlo;
+  if (t === 0 || lo + 1 >= n) return vlo + 0;
   return lerp(vlo, minOf(a, lo + 1, n), t);
 }
 
