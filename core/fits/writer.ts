@@ -128,9 +128,9 @@ export class FitsWriter {
   private assembleHeader(cards: Card[], extra: Header | undefined, extname: string | undefined): Header {
     const h = new Header(cards);
     if (extname !== undefined) h.add({ key: 'EXTNAME', kind: 'string', value: extname, comment: 'extension name' });
-    for (const c of extra?.cards ?? []) {
+    for (const c of normaliseUserCards(extra?.cards ?? [])) {
       if (STRUCTURAL.test(c.key) && c.kind !== 'commentary') continue;
-      if (c.key === 'EXTNAME' && extname !== undefined) continue;
+      if (c.key === 'EXTNAME' && (extname !== undefined || h.has('EXTNAME'))) continue;
       h.add({ ...c });
     }
     if (this.opts.checksum) {
@@ -253,6 +253,35 @@ export class ImageStream {
     }
     this.w.finished(this);
   }
+}
+
+/**
+ * Cards copied from an input header, made fitsverify-clean: a keyword that appears twice keeps its
+ * first value (the one every reader returns), the deprecated EPOCH becomes EQUINOX, and WCSAXES
+ * moves ahead of the other WCS keywords.
+ */
+export function normaliseUserCards(cards: readonly Card[]): Card[] {
+  const seen = new Set<string>();
+  const hasEquinox = cards.some((c) => c.key === 'EQUINOX');
+  const out: Card[] = [];
+  for (const c of cards) {
+    if (c.kind === 'commentary') {
+      out.push(c);
+      continue;
+    }
+    let card = c;
+    if (c.key === 'EPOCH') {
+      if (hasEquinox) continue;
+      card = { ...c, key: 'EQUINOX' };
+    }
+    if (seen.has(card.key)) continue;
+    seen.add(card.key);
+    out.push(card);
+  }
+  // WCSAXES must precede every other WCS keyword (WCS Paper I); input files sometimes have it last.
+  const w = out.findIndex((c) => c.key === 'WCSAXES' && c.kind !== 'commentary');
+  if (w > 0) out.unshift(...out.splice(w, 1));
+  return out;
 }
 
 function axisCards(bitpix: Bitpix, axes: number[]): Card[] {

@@ -4,8 +4,11 @@
  * skipped. An empty selection yields NaN (and n = 0), never an exception, because "no usable
  * pixels" is an ordinary outcome for a masked tile.
  *
- * Order statistics use quickselect on a copy of the selected values (O(n) expected, the input is
- * never reordered); sums accumulate in float64 whatever the input precision.
+ * Order statistics never reorder the input. Large float32 planes (the image and variance planes)
+ * use radix selection straight on the plane's bits; everything else Floyd–Rivest selection on a
+ * copy of the selected values. Both are O(n). Sums accumulate in float64 whatever the input
+ * precision, and results are float64 (an even-length median of float32 values is the exact
+ * midpoint, not rounded back to float32 as numpy would).
  */
 import { ImageError } from './masked-image.ts';
 
@@ -55,7 +58,7 @@ function filterOf(values: FloatArray, opts: MaskFilter | undefined): { mask: Int
 
 /**
  * Copy the selected finite values into a fresh array of the input's precision (float32 halves
- * memory and speeds selection on large planes). Returns a view of the first n elements.
+ * the memory of the copy). Returns a view of the first n elements.
  */
 function gather(values: FloatArray, opts: MaskFilter | undefined): FloatArray {
   const { mask, bad } = filterOf(values, opts);

@@ -17,8 +17,6 @@
  */
 import { FitsError } from '../errors.ts';
 
-type BytePix = 1 | 2 | 4;
-
 /** Split-code width and the largest split for each pixel width (from the convention). */
 function params(bytePix: number): { fsBits: number; fsMax: number; bBits: number } {
   switch (bytePix) {
@@ -56,6 +54,8 @@ export function riceDecode(input: Uint8Array, nPixels: number, bytePix: 1 | 2 | 
   if (nPixels === 0) return out;
   const len = input.length;
   if (len < bytePix + 1) throw ranOut();
+  // bit positions are handled as unsigned 32-bit numbers
+  if (len > 0x1ffffff0) throw new FitsError('TOO_LARGE', `RICE_1: compressed tile of ${len} bytes`);
 
   // Big-endian 32-bit words of the input plus three zero words: reads may run up to one word past
   // the data before the overrun is detected, and the 32-bit window reads the word after that.
@@ -186,7 +186,7 @@ export function riceDecode(input: Uint8Array, nPixels: number, bytePix: 1 | 2 | 
  * output is byte-identical to cfitsio/fpack for the same pixels and block size.
  */
 export function riceEncode(values: Int32Array, bytePix: 1 | 2 | 4, blockSize: number): Uint8Array {
-  const { fsBits, fsMax, bBits } = params(bytePix as BytePix);
+  const { fsBits, fsMax, bBits } = params(bytePix);
   const n = values.length;
   checkCounts('RICE_1 encode', n, blockSize);
   if (n === 0) return new Uint8Array(0);

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Idempotent dependency installer for diffim's tests (Debian bookworm, run as root in CI).
+#  * apt: python3-astropy python3-numpy (the FITS oracle, run with /usr/bin/python3),
+#         fitsverify, libcfitsio-bin (fpack/funpack) -- installed only when missing;
+#         `apt-get update` runs only if something has to be installed.
+#  * npm: `npm ci --no-audit --no-fund` when node_modules is missing or package-lock.json is newer.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+APT_PKGS=(python3-astropy python3-numpy fitsverify libcfitsio-bin)
+
+pkg_present() {
+  local p=$1
+  if command -v dpkg-query >/dev/null 2>&1; then
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'
+    return
+  fi
+  # not a dpkg system: fall back to what the package provides
+  case "$p" in
+    python3-astropy) /usr/bin/python3 -c 'import astropy' >/dev/null 2>&1 ;;
+    python3-numpy) /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 ;;
+    fitsverify) command -v fitsverify >/dev/null 2>&1 ;;
+    libcfitsio-bin) command -v fpack >/dev/null 2>&1 && command -v funpack >/dev/null 2>&1 ;;
+    *) return 1 ;;
+  esac
+}
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  pkg_present "$p" || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: apt packages already present: ${APT_PKGS[*]}"
+else
+  echo "install-deps: installing missing apt packages: ${missing[*]}"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-deps: apt-get not available; install ${missing[*]} by hand" >&2
+    exit 1
+  fi
+  SUDO=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      SUDO=(sudo -n env DEBIAN_FRONTEND=noninteractive)
+    else
+      echo "install-deps: not root and no passwordless sudo; install ${missing[*]} by hand" >&2
+      exit 1
+    fi
+  fi
+  "${SUDO[@]}" apt-get update -q
+  "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  echo "install-deps: installed ${missing[*]}"
+fi
+
+# the oracle needs astropy/numpy importable by Debian's python, whatever python3 is on PATH
+if ! /usr/bin/python3 -c 'import astropy, numpy' >/dev/null 2>&1; then
+  echo "install-deps: /usr/bin/python3 cannot import astropy and numpy" >&2
+  exit 1
+fi
+for c in fitsverify fpack funpack; do
+  command -v "$c" >/dev/null 2>&1 || { echo "install-deps: $c not found on PATH" >&2; exit 1; }
+done
+
+marker=node_modules/.package-lock.json
+if [[ ! -d node_modules ]]; then
+  echo "install-deps: node_modules missing -> npm ci"
+  npm ci --no-audit --no-fund
+elif [[ -f $marker && package-lock.json -nt $marker ]] || [[ ! -f $marker && package-lock.json -nt node_modules ]]; then
+  echo "install-deps: package-lock.json is newer than node_modules -> npm ci"
+  npm ci --no-audit --no-fund
+else
+  echo "install-deps: node_modules up to date"
+fi
