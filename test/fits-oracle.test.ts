@@ -25,8 +25,10 @@ function listFits(dir: string): string[] {
 }
 
 /**
- * Known disagreement, kept visible: fpack -q0 4 -t 32,16 (NO_DITHER) writes a tile whose ZZERO is
- * 2.3e9; funpack decodes its second Rice block differently from both astropy and us. Investigating.
+ * Both oracles are wrong on this file, so it cannot judge us: fpack -q0 4 -t 32,16 (NO_DITHER, with
+ * NaNs) — funpack 1.7.0 misplaces pixels of quantized floats with nulls in tiles narrower than the
+ * image, and astropy 5.2 ignores ZBLANK. fits-compress-codecs.test.ts checks such tiles against the
+ * original image instead.
  */
 const KNOWN = new Set(['fp_q4_f32_nodither_tile32x16.fits.fz']);
 
