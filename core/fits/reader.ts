@@ -216,8 +216,16 @@ export class FitsReader {
   scaling(h: Hdu): Scaling {
     const header = this.imageHeader(h);
     const bitpix = this.imageInfo(h).bitpix;
-    const bscale = header.number('BSCALE') ?? 1;
-    const bzero = header.number('BZERO') ?? 0;
+    const num = (key: string, dflt: number): number => {
+      if (!header.has(key)) return dflt;
+      const v = header.number(key);
+      if (v === undefined || !Number.isFinite(v) || (key === 'BSCALE' && v === 0)) {
+        throw new FitsError('BAD_VALUE', `${key} = ${String(header.get(key))} is not a usable number`, { file: this.name, hdu: h.index, key });
+      }
+      return v;
+    };
+    const bscale = num('BSCALE', 1);
+    const bzero = num('BZERO', 0);
     const blankCard = header.card('BLANK');
     const blank = blankCard && blankCard.kind === 'integer' && bitpix > 0 ? (blankCard.value as number | bigint) : undefined;
     return { bscale, bzero, blank };

@@ -159,6 +159,10 @@ export interface MalformedCase {
   strict?: boolean;
   /** The input is readable in this mode (lenient readers accept it with warnings): no error required. */
   lenientOk?: boolean;
+  /** Accepted without any warning (a reader weakness worth knowing, not a crash). */
+  silentlyAccepted?: string;
+  /** A known reader bug (hang / huge memory / non-FitsError): not run, reported as skipped. */
+  knownBug?: string;
 }
 
 export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
@@ -219,7 +223,13 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
   add({ name: 'NAXIS2 = 2^40', bytes: setCard(U, h0, 'NAXIS2', intCard('NAXIS2', 2 ** 40)), codes: ['TOO_LARGE', 'TRUNCATED'] });
   add({ name: 'NAXIS1 = 5O5 (letter O)', bytes: setCard(U, h0, 'NAXIS1', intCard('NAXIS1', '5O5')), codes: ['BAD_VALUE', 'BAD_CARD'] });
   add({ name: 'NAXIS2 missing', bytes: setCard(U, h0, 'NAXIS2', commentCard('NAXIS2 was here')), codes: ['MISSING_KEY'] });
-  add({ name: "BZERO = 'abc'", bytes: setCard(U, h0, 'BZERO', strCard('BZERO', 'abc')), codes: ['BAD_VALUE'] });
+  add({
+    name: "BZERO = 'abc'",
+    bytes: setCard(U, h0, 'BZERO', strCard('BZERO', 'abc')),
+    codes: ['BAD_VALUE'],
+    lenientOk: true,
+    silentlyAccepted: 'Header.number() treats a non-numeric BZERO as absent: pixels come back as raw int16, no warning',
+  });
   add({ name: 'SIMPLE replaced by a comment', bytes: setCard(U, h0, 'SIMPLE', commentCard('SIMPLE was here')), codes: ['NOT_FITS'] });
   add({ name: 'GROUPS with GCOUNT = 10^15', bytes: setCard(setCard(setCard(U, h0, 'NAXIS1', intCard('NAXIS1', 0)), h0, 'BZERO', 'GROUPS  =                    T'), h0, 'BSCALE', intCard('GCOUNT', 10 ** 15)), codes: ['TOO_LARGE', 'TRUNCATED'] });
 
@@ -254,13 +264,14 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
   add({ name: 'BINTABLE PCOUNT = -8', bytes: setCard(T, t1, 'PCOUNT', intCard('PCOUNT', -8)), codes: ['BAD_VALUE'] });
   add({ name: 'BINTABLE THEAP past the data', bytes: insertTheap(T, t1, 100000), codes: ['BAD_TABLE'] });
   {
-    // Row 2 of column 'arr' (1PJ at byte 4 of each 20-byte row): heap offset → far outside.
+    // Row 2 of column 'arr' (1PJ at byte 4 of each 24-byte row): heap offset → far outside.
     const d = tab[1]!.dataOffset;
+    const row = 24;
     const b = T.slice();
-    new DataView(b.buffer).setUint32(d + 20 + 4 + 4, 0x7fff_0000);
+    new DataView(b.buffer).setUint32(d + row + 4 + 4, 0x7fff_0000);
     add({ name: 'varlen descriptor offset outside the heap', bytes: b, codes: ['BAD_TABLE'] });
     const c = T.slice();
-    new DataView(c.buffer).setUint32(d + 20 + 4, 0xffff_ffff);
+    new DataView(c.buffer).setUint32(d + row + 4, 0xffff_ffff);
     add({ name: 'varlen descriptor count 2^32-1', bytes: c, codes: ['BAD_TABLE', 'TOO_LARGE'] });
   }
 
@@ -273,6 +284,11 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
   add({ name: 'ZNAXIS = -2', bytes: setCard(R, r1, 'ZNAXIS', intCard('ZNAXIS', -2)), codes: ['BAD_COMPRESSED'] });
   add({ name: 'ZNAXIS1 = 99999999999', bytes: setCard(R, r1, 'ZNAXIS1', intCard('ZNAXIS1', 99999999999)), codes: ['TOO_LARGE', 'BAD_COMPRESSED'] });
   add({ name: 'ZNAXIS2 = 2^60', bytes: setCard(R, r1, 'ZNAXIS2', intCard('ZNAXIS2', 2n ** 60n)), codes: ['TOO_LARGE', 'BAD_COMPRESSED'] });
+  add({
+    name: 'ZNAXIS1 = ZTILE1 = 4000000 (tile count still matches)',
+    bytes: setCard(setCard(R, r1, 'ZNAXIS1', intCard('ZNAXIS1', 4_000_000)), r1, 'ZTILE1', intCard('ZTILE1', 4_000_000)),
+    codes: ['BAD_COMPRESSED', 'TOO_LARGE'],
+  });
   add({ name: 'ZTILE1 = 0', bytes: setCard(R, r1, 'ZTILE1', intCard('ZTILE1', 0)), codes: ['BAD_COMPRESSED'] });
   add({ name: 'ZTILE2 = 7 (tile count mismatch)', bytes: setCard(R, r1, 'ZTILE2', intCard('ZTILE2', 7)), codes: ['BAD_COMPRESSED'] });
   add({ name: 'compressed BYTEPIX = 3', bytes: setZval(R, r1, 'BYTEPIX', 3), codes: ['BAD_COMPRESSED'] });
@@ -295,10 +311,10 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
     add({ name: 'RICE tile length 2 bytes', bytes: b, codes: ['BAD_COMPRESSED'] });
     const c = R.slice();
     dv(c).setUint32(desc + 4, 0x7000_0000);
-    add({ name: 'compressed descriptor outside the heap', bytes: c, codes: ['BAD_COMPRESSED', 'TRUNCATED'] });
+    add({ name: 'compressed descriptor outside the heap', bytes: c, codes: ['BAD_COMPRESSED', 'TRUNCATED', 'BAD_TABLE'] });
     const e = R.slice();
     dv(e).setUint32(desc, 0xffff_fff0);
-    add({ name: 'compressed descriptor length 2^32-16', bytes: e, codes: ['BAD_COMPRESSED', 'TRUNCATED', 'TOO_LARGE'] });
+    add({ name: 'compressed descriptor length 2^32-16', bytes: e, codes: ['BAD_COMPRESSED', 'TRUNCATED', 'TOO_LARGE', 'BAD_TABLE'] });
   }
 
   // --- strict mode card syntax
@@ -319,7 +335,43 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
   add({ name: 'non-blank header padding (strict)', bytes: (() => { const b = F.slice(); b[endCard(F, 0) + CARD + 5] = 0x58; return b; })(), codes: ['BAD_CARD'], strict: true });
   add({ name: 'NAXIS1 out of order (strict)', bytes: swapCards(F, findCard(F, 0, 'NAXIS1'), findCard(F, 0, 'NAXIS2')), codes: ['MISSING_KEY', 'BAD_CARD'], strict: true });
 
+  // --- known reader bugs (see knownBug): zero-width BINTABLE columns make NAXIS2 unbounded,
+  // because the data unit is 0 bytes whatever NAXIS2 says and decodeTable loops over every row.
+  const zeroWidth = (tform: string, nrows: number | bigint) =>
+    rawFits([
+      ['SIMPLE  =                    T', intCard('BITPIX', 8), intCard('NAXIS', 0), 'EXTEND  =                    T'],
+      ["XTENSION= 'BINTABLE'", intCard('BITPIX', 8), intCard('NAXIS', 2), intCard('NAXIS1', 0), intCard('NAXIS2', nrows), intCard('PCOUNT', 0), intCard('GCOUNT', 1), intCard('TFIELDS', 1), strCard('TFORM1', tform)],
+    ]);
+  add({
+    name: "BINTABLE TFORM1 = '0J', NAXIS1 = 0, NAXIS2 = 2^33",
+    bytes: zeroWidth('0J', 2n ** 33n),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+    knownBug: 'readTable loops 2^33 times in gather() (hang)',
+  });
+  add({
+    name: "BINTABLE TFORM1 = '0A', NAXIS1 = 0, NAXIS2 = 2^33",
+    bytes: zeroWidth('0A', 2n ** 33n),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+    knownBug: 'readTable hangs in gather(), then new Array(2^33) throws a bare RangeError',
+  });
+  add({
+    name: "BINTABLE TFORM1 = '0PJ', NAXIS1 = 0, NAXIS2 = 2^31",
+    bytes: zeroWidth('0PJ', 2 ** 31),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+    knownBug: 'readTable allocates a Uint8Array per row: ~200 B/row, 5e6 rows already take 5 s and 1 GB RSS; 2^31 rows run out of memory',
+  });
+
   return cases;
+}
+
+/** A file from header card texts only (every HDU without data). */
+function rawFits(headers: string[][]): Uint8Array {
+  let s = '';
+  for (const cards of headers) {
+    const h = cards.map(pad80).join('') + pad80('END');
+    s += h.padEnd(Math.ceil(h.length / BLOCK) * BLOCK, ' ');
+  }
+  return enc(s);
 }
 
 /** Put a card just before END (the header of F has room in its last block). */
