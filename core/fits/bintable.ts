@@ -8,6 +8,9 @@ import { FitsError } from './errors.ts';
 import { Header, type Card } from './header.ts';
 import { decodePixels, encodePixels, pseudoIntegerKind, swapInPlace, type Bitpix, type PixelArray } from './image-data.ts';
 
+/** Upper bound on rows × columns decoded at once (a 10-million-row, 13-column catalogue fits). */
+export const MAX_TABLE_CELLS = 2 ** 27;
+
 export type ColumnType = 'L' | 'X' | 'B' | 'I' | 'J' | 'K' | 'A' | 'E' | 'D' | 'C' | 'M' | 'P' | 'Q';
 
 export interface ColumnFormat {
@@ -102,6 +105,11 @@ export function tableLayout(h: Header, where: { file?: string; hdu?: number } = 
     offset += parsed.width;
   }
   if (offset !== rowBytes) throw bad(`columns need ${offset} bytes per row but NAXIS1 = ${rowBytes}`, 'NAXIS1');
+  // Rows cost time and memory even when they hold no bytes (zero-width columns, descriptors):
+  // refuse tables whose cell count no catalogue reaches, before looping over them.
+  if (nrows * Math.max(1, columns.length) > MAX_TABLE_CELLS) {
+    throw new FitsError('TOO_LARGE', `table of ${nrows} rows × ${columns.length} columns is beyond ${MAX_TABLE_CELLS} cells`, { ...where, key: 'NAXIS2' });
+  }
   return { rowBytes, nrows, columns };
 }
 

@@ -94,6 +94,14 @@ export function compressedLayout(h: Header, dataBytes: number, where: Where): Co
     zblank: byName('ZBLANK'),
   };
   if (!cols.compressed && !cols.gzip && !cols.uncompressed) throw bad('no COMPRESSED_DATA column');
+  for (const [name, c] of Object.entries(cols)) {
+    if (!c) continue;
+    const varlen = c.parsed.type === 'P' || c.parsed.type === 'Q';
+    const isData = name === 'compressed' || name === 'gzip' || name === 'uncompressed';
+    if (isData !== varlen || (!isData && !'BIJKED'.includes(c.parsed.type)) || (varlen && c.parsed.repeat !== 1)) {
+      throw bad(`column ${c.name} has format ${c.format}, not what the tiled-image convention requires`);
+    }
+  }
   const heapOffset = h.integer('THEAP') ?? rowBytes * nrows;
   if (heapOffset > dataBytes) throw bad('THEAP points past the data unit', 'THEAP');
 

@@ -294,6 +294,10 @@ export class FitsReader {
     }
     const width = h.axes[0] ?? 0;
     const bpp = Math.abs(h.bitpix) / 8;
+    if (nRows * width * bpp > h.dataBytes) {
+      // e.g. GCOUNT = 0: the data unit is empty although NAXISn describe pixels.
+      throw new FitsError('BAD_VALUE', `data unit holds ${h.dataBytes} bytes but NAXISn describe ${nRows * width * bpp}`, { file: this.name, hdu: h.index, key: 'GCOUNT' });
+    }
     const bytes = await this.readDataBytes(h, y0 * width * bpp, (y1 - y0) * width * bpp);
     try {
       return { data: decodePixels(bytes, h.bitpix, this.scaling(h)), shape: [width, y1 - y0] };
