@@ -61,7 +61,9 @@ export class FileByteSource implements ByteSource {
     if (!this.handle) throw new FitsError('IO', 'file is closed', { file: this.name });
     const end = Math.min(this.sizeCache!, offset + length);
     const n = Math.max(0, end - offset);
-    const buf = new Uint8Array(n);
+    // Not zero-filled: every byte is overwritten by the read (or the short result is trimmed).
+    const raw = Buffer.allocUnsafeSlow(n);
+    const buf = new Uint8Array(raw.buffer, raw.byteOffset, n);
     let got = 0;
     while (got < n) {
       const { bytesRead } = await this.handle.read(buf, got, n - got, offset + got);
