@@ -10,6 +10,8 @@ import { decodePixels, encodePixels, pseudoIntegerKind, swapInPlace, type Bitpix
 
 /** Upper bound on rows × columns decoded at once (a 10-million-row, 13-column catalogue fits). */
 export const MAX_TABLE_CELLS = 2 ** 27;
+/** Rows of zero bytes hold nothing; millions of them are a corrupt NAXIS2, not a catalogue. */
+export const MAX_EMPTY_ROWS = 2 ** 20;
 
 export type ColumnType = 'L' | 'X' | 'B' | 'I' | 'J' | 'K' | 'A' | 'E' | 'D' | 'C' | 'M' | 'P' | 'Q';
 
@@ -107,7 +109,7 @@ export function tableLayout(h: Header, where: { file?: string; hdu?: number } = 
   if (offset !== rowBytes) throw bad(`columns need ${offset} bytes per row but NAXIS1 = ${rowBytes}`, 'NAXIS1');
   // Rows cost time and memory even when they hold no bytes (zero-width columns, descriptors):
   // refuse tables whose cell count no catalogue reaches, before looping over them.
-  if (nrows * Math.max(1, columns.length) > MAX_TABLE_CELLS) {
+  if (nrows * Math.max(1, columns.length) > MAX_TABLE_CELLS || (rowBytes === 0 && nrows > MAX_EMPTY_ROWS)) {
     throw new FitsError('TOO_LARGE', `table of ${nrows} rows × ${columns.length} columns is beyond ${MAX_TABLE_CELLS} cells`, { ...where, key: 'NAXIS2' });
   }
   return { rowBytes, nrows, columns };
@@ -125,6 +127,7 @@ export function decodeTable(h: Header, data: Uint8Array, where: { file?: string;
 /** Gather one column's bytes from every row into a contiguous buffer. */
 function gather(c: ColumnInfo, data: Uint8Array, rowBytes: number, nrows: number): Uint8Array {
   const w = c.parsed.width;
+  if (w === 0) return new Uint8Array(0);
   const out = new Uint8Array(w * nrows);
   for (let r = 0; r < nrows; r++) out.set(data.subarray(r * rowBytes + c.offset, r * rowBytes + c.offset + w), r * w);
   return out;

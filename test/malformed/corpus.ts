@@ -354,6 +354,23 @@ export async function buildCorpus(src: Sources): Promise<MalformedCase[]> {
     bytes: zeroWidth('0PJ', 2 ** 31),
     codes: ['TOO_LARGE', 'BAD_TABLE'],
   });
+  // Just under the reader's cell limit (MAX_TABLE_CELLS = 2^27): rows of zero bytes are bounded
+  // separately (MAX_EMPTY_ROWS), since they once meant per-row work on a 0-byte data unit.
+  add({
+    name: "BINTABLE TFORM1 = '0J', NAXIS1 = 0, NAXIS2 = 2^27",
+    bytes: zeroWidth('0J', 2 ** 27),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+  });
+  add({
+    name: "BINTABLE TFORM1 = '0A', NAXIS1 = 0, NAXIS2 = 2^27",
+    bytes: zeroWidth('0A', 2 ** 27),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+  });
+  add({
+    name: "BINTABLE TFORM1 = '0PJ', NAXIS1 = 0, NAXIS2 = 2^27",
+    bytes: zeroWidth('0PJ', 2 ** 27),
+    codes: ['TOO_LARGE', 'BAD_TABLE'],
+  });
 
   // --- found by the fuzzer: GCOUNT = 0 and a non-P/Q COMPRESSED_DATA (once bare RangeErrors)
   add({
