@@ -6,7 +6,7 @@
  */
 import { FitsError } from './errors.ts';
 import { Header, type Card } from './header.ts';
-import { decodePixels, encodePixels, pseudoIntegerKind, swapInPlace, type Bitpix, type PixelArray } from './image-data.ts';
+import { decodePixels, encodePixels, pseudoIntegerKind, type Bitpix, type PixelArray } from './image-data.ts';
 
 /** Upper bound on rows × columns decoded at once (a 10-million-row, 13-column catalogue fits). */
 export const MAX_TABLE_CELLS = 2 ** 27;
@@ -25,8 +25,8 @@ export interface ColumnFormat {
   width: number;
 }
 
-const ELEMENT_BYTES: Record<Exclude<ColumnType, 'X' | 'P' | 'Q'>, number> = { L: 1, B: 1, I: 2, J: 4, K: 8, A: 1, E: 4, D: 8, C: 8, M: 16 };
-const BITPIX_OF: Partial<Record<ColumnType, Bitpix>> = { B: 8, I: 16, J: 32, K: 64, E: -32, D: -64, C: -32, M: -64 };
+export const ELEMENT_BYTES: Record<Exclude<ColumnType, 'X' | 'P' | 'Q'>, number> = { L: 1, B: 1, I: 2, J: 4, K: 8, A: 1, E: 4, D: 8, C: 8, M: 16 };
+export const BITPIX_OF: Partial<Record<ColumnType, Bitpix>> = { B: 8, I: 16, J: 32, K: 64, E: -32, D: -64, C: -32, M: -64 };
 
 export function parseTform(tform: string): ColumnFormat | undefined {
   const m = /^\s*(\d*)([LXBIJKAEDCMPQ])(.*)$/.exec(tform);
@@ -390,4 +390,3 @@ function encodeLogical(a: Int8Array): Uint8Array {
   return out;
 }
 
-export { swapInPlace };

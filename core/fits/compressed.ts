@@ -5,7 +5,7 @@
  * columns. A band of rows reads only the table rows of the tiles that cover it and one span of
  * the heap.
  */
-import { readDescriptor, tableLayout, type ColumnInfo } from './bintable.ts';
+import { BITPIX_OF, ELEMENT_BYTES, readDescriptor, tableLayout, type ColumnInfo } from './bintable.ts';
 import { gunzipTile, unshuffleGzip2 } from './compress/gzip.ts';
 import { unquantize, type QuantizeMethod } from './compress/quantize.ts';
 import { riceDecode } from './compress/rice.ts';
@@ -207,14 +207,13 @@ export async function readCompressedRows(src: TableBytes, L: CompressedLayout, s
     if (!c || c.parsed.width === 0) return { n: 0, off: 0 };
     return readDescriptor(dv, (t - t0) * L.rowBytes + c.offset, c.parsed.type as 'P' | 'Q');
   };
-  const elemBytes = (c: ColumnInfo) => ({ B: 1, I: 2, J: 4, K: 8, E: 4, D: 8 } as Record<string, number>)[c.parsed.varType ?? 'B'] ?? 1;
   for (let t = t0; t < t1; t++) {
     for (const c of [L.cols.compressed, L.cols.gzip, L.cols.uncompressed]) {
       if (!c) continue;
       const d = descr(t, c);
       if (d.n === 0) continue;
       hMin = Math.min(hMin, d.off);
-      hMax = Math.max(hMax, d.off + d.n * elemBytes(c));
+      hMax = Math.max(hMax, d.off + d.n * elementBytes(c));
     }
   }
   let heap: Uint8Array = new Uint8Array(0);
@@ -272,6 +271,12 @@ export async function readCompressedRows(src: TableBytes, L: CompressedLayout, s
     return raw;
   }
   return decodePixels(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), L.zbitpix, scaling, true);
+}
+
+/** Bytes per element of a variable-length column's arrays. */
+function elementBytes(c: ColumnInfo): number {
+  const t = c.parsed.varType ?? 'B';
+  return t === 'X' ? 1 : ELEMENT_BYTES[t];
 }
 
 function makeRaw(bitpix: Bitpix, n: number): PixelArray {
@@ -349,10 +354,10 @@ function decodeTile(
     const un = descr(t, L.cols.uncompressed);
     if (un.n > 0) {
       const c = L.cols.uncompressed!;
-      const eb = ({ B: 1, I: 2, J: 4, K: 8, E: 4, D: 8 } as Record<string, number>)[c.parsed.varType ?? 'B'] ?? 1;
-      const plain = heapSlice(un.off, un.n * eb).slice();
+      const plain = heapSlice(un.off, un.n * elementBytes(c)).slice();
       if (un.n !== nPix) throw fail('UNCOMPRESSED_DATA has the wrong size');
-      const bp = ({ B: 8, I: 16, J: 32, K: 64, E: -32, D: -64 } as Record<string, Bitpix>)[c.parsed.varType ?? 'B']!;
+      const bp = BITPIX_OF[c.parsed.varType ?? 'B'];
+      if (bp === undefined) throw fail(`UNCOMPRESSED_DATA of type ${c.parsed.varType} is not a pixel type`);
       return nativeValues(plain, bp, nPix);
     }
   } catch (e) {

@@ -79,10 +79,8 @@ export class Header {
     const c = this.card(key);
     if (!c) return undefined;
     if (c.kind === 'integer' || c.kind === 'float') {
-      if (typeof c.value === 'bigint') {
-        const n = Number(c.value);
-        return BigInt(n) === c.value ? n : n; // caller wanting exactness uses bigint()
-      }
+      // Integers beyond 2^53 come back rounded; a caller needing them exactly uses bigint().
+      if (typeof c.value === 'bigint') return Number(c.value);
       return c.value as number;
     }
     return undefined;

@@ -76,7 +76,7 @@ export function swapInPlace(bytes: Uint8Array, size: number): void {
 
 /** Ensure we own an 8-byte-aligned buffer of exactly these bytes (typed-array views need it). */
 function owned(bytes: Uint8Array): Uint8Array {
-  if (bytes.byteOffset % 8 === 0 && bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length) return bytes;
+  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length) return bytes;
   return bytes.slice();
 }
 

@@ -277,10 +277,10 @@ export class FitsReader {
       throw new FitsError('UNSUPPORTED', `HDU ${h.index} is a ${h.kind}, not an image`, { file: this.name, hdu: h.index });
     }
     const nRows = this.rows(h);
+    if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 <= y1 && y1 <= nRows)) {
+      throw new RangeError(`row band [${y0}, ${y1}) outside the image's ${nRows} rows`);
+    }
     if (h.kind === 'compressed-image') {
-      if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 <= y1 && y1 <= nRows)) {
-        throw new RangeError(`row band [${y0}, ${y1}) outside the image's ${nRows} rows`);
-      }
       const L = this.compressed(h);
       try {
         const data = await readCompressedRows({ readDataBytes: (s, n) => this.readDataBytes(h, s, n) }, L, this.scaling(h), y0, y1, { file: this.name, hdu: h.index });
@@ -288,9 +288,6 @@ export class FitsReader {
       } catch (e) {
         throw wrap(e, { file: this.name, hdu: h.index });
       }
-    }
-    if (!(Number.isInteger(y0) && Number.isInteger(y1) && 0 <= y0 && y0 <= y1 && y1 <= nRows)) {
-      throw new RangeError(`row band [${y0}, ${y1}) outside the image's ${nRows} rows`);
     }
     const width = h.axes[0] ?? 0;
     const bpp = Math.abs(h.bitpix) / 8;
