@@ -7,11 +7,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchFits, type Figure } from './fits.ts';
+import { benchKernel } from './kernel.ts';
+import { benchRealPairs } from './real-pairs.ts';
 
 type Benchmark = () => Promise<Record<string, unknown>>;
 
 const BENCHMARKS: Record<string, Benchmark> = {
   fits: benchFits,
+  kernel: benchKernel,
+  'real-pairs': benchRealPairs,
 };
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');

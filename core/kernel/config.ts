@@ -63,6 +63,12 @@ export interface KernelConfig {
   minCandidates: number;
   candidateSnrMin: number;
   candidateSnrMax: number;
+  /**
+   * Refuse stars with a detected neighbour (ip_diffim's isolated-star selection). Off by default:
+   * static neighbours inside a stamp are fitted by the same kernel, and in crowded fields isolation
+   * leaves too few candidates (pydia pairA: 40 of 1726 stars, robust std(z) 1.45; without: 221, 1.06).
+   */
+  rejectBlendedCandidates: boolean;
   /** Mask planes that disqualify a candidate stamp (in either image). */
   badMaskPlanes: MaskPlane[];
   /** Clipping (ip_diffim's visitors). */
@@ -112,6 +118,7 @@ const BASE: KernelConfig = {
   minCandidates: 3,
   candidateSnrMin: 10,
   candidateSnrMax: 500,
+  rejectBlendedCandidates: false,
   badMaskPlanes: ['NO_DATA', 'BAD', 'SAT', 'EDGE', 'CR', 'SAT_TEMPLATE'],
   singleKernelClipping: true,
   kernelSumClipping: true,
@@ -194,7 +201,7 @@ export function validateKernelConfig(c: KernelConfig): void {
   checkInt(c, 'kernelSizeMax', 3, 101);
   if (c.kernelSizeMin > c.kernelSizeMax) fail('kernelSizeMin', `must be ≤ kernelSizeMax (${c.kernelSizeMax})`);
   checkNum(c, 'kernelSizeFwhmScaling', 0, 100, true);
-  for (const k of ['scaleByFwhm', 'useRegularization', 'usePcaForSpatialKernel', 'fitForBackground', 'singleKernelClipping', 'kernelSumClipping', 'spatialKernelClipping'] as const) checkBool(c, k);
+  for (const k of ['rejectBlendedCandidates', 'scaleByFwhm', 'useRegularization', 'usePcaForSpatialKernel', 'fitForBackground', 'singleKernelClipping', 'kernelSumClipping', 'spatialKernelClipping'] as const) checkBool(c, k);
   checkInt(c, 'alardNGauss', 1, 10);
   for (const key of ['alardDegGauss', 'alardSigGauss'] as const) {
     const arr = c[key];

@@ -199,3 +199,48 @@ export function solveSymmetric(a: Float64Array, b: Float64Array, n: number, maxC
   const condition = lmin > 0 ? lmax / lmin : Infinity;
   return { x, condition, method: 'eigen-truncated', rank };
 }
+
+/**
+ * The per-candidate variant: one Cholesky serves the solution and the kernel-sum variance
+ * ((A⁻¹)₀₀), and the conditioning check is the cheap pivot bound (max/min pivot)² — a lower bound of
+ * the condition number. Only when the factorisation fails or that bound exceeds maxCondition does it
+ * fall back to the checked solve (power iterations, eigen truncation).
+ */
+export function solveWithVariance0(a: Float64Array, b: Float64Array, n: number, maxCondition = 5e7): { x: Float64Array; var0: number; method: SolveResult['method']; rank: number } {
+  const d = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const aii = a[i * n + i]!;
+    d[i] = aii > 0 && Number.isFinite(aii) ? 1 / Math.sqrt(aii) : 0;
+  }
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) l[i * n + j] = a[i * n + j]! * d[i]! * d[j]!;
+    if (d[i] === 0) l[i * n + i] = 1;
+  }
+  let ok = choleskyInPlace(l, n);
+  if (ok) {
+    let pmin = Infinity;
+    let pmax = 0;
+    for (let i = 0; i < n; i++) {
+      const p = l[i * n + i]!;
+      if (p < pmin) pmin = p;
+      if (p > pmax) pmax = p;
+    }
+    ok = (pmax / pmin) ** 2 <= maxCondition;
+  }
+  if (!ok) {
+    const full = solveSymmetric(a, b, n, maxCondition);
+    const e0 = new Float64Array(n);
+    e0[0] = 1;
+    const v = solveSymmetric(a, e0, n, maxCondition).x[0]!;
+    return { x: full.x, var0: v, method: full.method, rank: full.rank };
+  }
+  const x = new Float64Array(n);
+  for (let i = 0; i < n; i++) x[i] = b[i]! * d[i]!;
+  choleskySolveInPlace(l, n, x);
+  for (let i = 0; i < n; i++) x[i]! *= d[i]!;
+  const e = new Float64Array(n);
+  e[0] = d[0]!;
+  choleskySolveInPlace(l, n, e);
+  return { x, var0: e[0]! * d[0]!, method: 'cholesky', rank: n };
+}

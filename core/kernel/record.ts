@@ -83,6 +83,10 @@ export class RecordBuilder {
   private readonly w: Float64Array;
   private readonly sw: Float64Array;
   private readonly y: Float64Array;
+  private readonly even: Float64Array;
+  private readonly odd: Float64Array;
+  /** Raw kernels of one Gaussian are ordered by total degree t, then y power: index of (t, py=0). */
+  private readonly rawOffset: Int32Array;
 
   constructor(spec: BasisSpec, readonly fitForBackground: boolean, readonly refVarianceFactor: number) {
     this.spec = spec;
@@ -104,6 +108,9 @@ export class RecordBuilder {
     this.w = new Float64Array(F2);
     this.sw = new Float64Array(F2);
     this.y = new Float64Array(F2);
+    this.even = new Float64Array(this.h + 1);
+    this.odd = new Float64Array(this.h + 1);
+    this.rawOffset = Int32Array.from({ length: 12 }, (_, t) => (t * (t + 1)) / 2);
   }
 
   /**
@@ -192,39 +199,67 @@ export class RecordBuilder {
     if (this.sep) {
       const sep = this.sep;
       const rows = this.rows;
+      const even = this.even;
+      const odd = this.odd;
+      const h2 = 2 * h;
       let k0 = 0;
       for (const ga of sep.gaussians) {
-        // Row pass for every power of this Gaussian: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k].
-        for (let p = 0; p <= ga.degree; p++) {
-          const t = ga.taps[p]!;
-          const ro = p * S * F;
-          for (let iy = 0; iy < S; iy++) {
-            const so = iy * S;
-            for (let xf = 0; xf < F; xf++) {
-              let s = 0;
-              const base = so + xf + 2 * h;
-              for (let k = 0; k < K; k++) s += t[k]! * stamp[base - k]!;
-              rows[ro + iy * F + xf] = s;
+        const deg = ga.degree;
+        const taps = ga.taps;
+        // Row pass, all powers at once: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k].
+        // Taps are even/odd in u = k − h for even/odd p, so fold the window: half the multiplies.
+        for (let iy = 0; iy < S; iy++) {
+          const so = iy * S;
+          for (let xf = 0; xf < F; xf++) {
+            const base = so + xf + h2;
+            for (let k = 0; k < h; k++) {
+              const a = stamp[base - k]!;
+              const b = stamp[base - h2 + k]!;
+              even[k] = a + b;
+              odd[k] = a - b;
+            }
+            const mid = stamp[base - h]!;
+            for (let p = 0; p <= deg; p++) {
+              const t = taps[p]!;
+              let sum = 0;
+              if ((p & 1) === 0) {
+                sum = t[h]! * mid;
+                for (let k = 0; k < h; k++) sum += t[k]! * even[k]!;
+              } else {
+                for (let k = 0; k < h; k++) sum += t[k]! * odd[k]!;
+              }
+              rows[p * S * F + iy * F + xf] = sum;
             }
           }
         }
-        // Column pass for each (px, py) of this Gaussian.
-        const nRaw = ((ga.degree + 1) * (ga.degree + 2)) / 2;
-        for (let r = 0; r < nRaw; r++) {
-          const { px, py } = sep.raw[k0 + r]!;
-          const t = ga.taps[py]!;
+        // Column pass: for each x power, fold the column window once and apply every y power.
+        for (let px = 0; px <= deg; px++) {
           const ro = px * S * F;
-          const co = (k0 + r) * F2;
           for (let yf = 0; yf < F; yf++) {
             for (let xf = 0; xf < F; xf++) {
-              let s = 0;
-              const base = ro + (yf + 2 * h) * F + xf;
-              for (let k = 0; k < K; k++) s += t[k]! * rows[base - k * F]!;
-              cols[co + yf * F + xf] = s;
+              const base = ro + (yf + h2) * F + xf;
+              for (let k = 0; k < h; k++) {
+                const a = rows[base - k * F]!;
+                const b = rows[base - (h2 - k) * F]!;
+                even[k] = a + b;
+                odd[k] = a - b;
+              }
+              const mid = rows[base - h * F]!;
+              for (let py = 0; py + px <= deg; py++) {
+                const t = taps[py]!;
+                let sum = 0;
+                if ((py & 1) === 0) {
+                  sum = t[h]! * mid;
+                  for (let k = 0; k < h; k++) sum += t[k]! * even[k]!;
+                } else {
+                  for (let k = 0; k < h; k++) sum += t[k]! * odd[k]!;
+                }
+                cols[(k0 + this.rawOffset[px + py]! + py) * F2 + yf * F + xf] = sum;
+              }
             }
           }
         }
-        k0 += nRaw;
+        k0 += ((deg + 1) * (deg + 2)) / 2;
       }
       // Renormalise: final_i = alpha_i·raw_i + beta_i·raw_0.
       for (let i = 1; i < nb; i++) {

@@ -2,7 +2,7 @@
  * Kernel-candidate selection: which stars may constrain the matching kernel.
  *
  * A star qualifies when its S/N is in [candidateSnrMin, candidateSnrMax], it is unsaturated,
- * isolated, unresolved (not larger than the stellar locus), its stamp of 2·kernelSize+1 pixels lies
+ * isolated (only with rejectBlendedCandidates), unresolved (not larger than the stellar locus), its stamp of 2·kernelSize+1 pixels lies
  * inside both images and the exposure, and no pixel of that stamp in either image carries a bad
  * mask plane. Cells of sizeCellX × sizeCellY are anchored to the whole exposure, so a tile of it
  * assigns the same cell to the same star; each cell keeps its best candidates by S/N (a reserve of
@@ -96,7 +96,7 @@ export function selectCandidates(
     if (s.flags.saturated) { bump('saturated'); continue; }
     if (!(s.snr >= config.candidateSnrMin)) { bump('low S/N'); continue; }
     if (s.snr > config.candidateSnrMax) { bump('high S/N'); continue; }
-    if (s.flags.blended) { bump('blended'); continue; }
+    if (s.flags.blended && config.rejectBlendedCandidates) { bump('blended'); continue; }
     if (s.flags.badShape || !Number.isFinite(s.fwhm)) { bump('bad shape'); continue; }
     if (s.fwhm > maxFwhm) { bump('resolved'); continue; }
     const inDomain = cx - half >= domain.x0 && cy - half >= domain.y0 && cx + half < domain.x0 + domain.width && cy + half < domain.y0 + domain.height;

@@ -18,7 +18,7 @@ import { median, medianAndMad, MAD_TO_SIGMA } from '../image/stats.ts';
 import { type BasisSpec, basisCount, basisImages } from './basis.ts';
 import type { KernelConfig } from './config.ts';
 import { KernelError } from './errors.ts';
-import { solveSymmetric, type SolveResult } from './linalg.ts';
+import { solveSymmetric, solveWithVariance0, type SolveResult } from './linalg.ts';
 import { basisTransform, pcaImages } from './pca.ts';
 import { type CandidateRecord, transformRecord } from './record.ts';
 import { regularizationMatrix } from './regularize.ts';
@@ -97,7 +97,7 @@ function singleFits(states: State[], nb: number, H: Float64Array | null, lambda:
     const r = st.rec;
     const A = Float64Array.from(r.M);
     addPenalty(A, r.nc, H, nb, lambda);
-    const sol = solveSymmetric(A, r.B, r.nc, config.maxConditionNumber);
+    const sol = solveWithVariance0(A, r.B, r.nc, config.maxConditionNumber);
     if (sol.rank === 0 || !sol.x.every(Number.isFinite)) {
       st.status = 'rejected';
       st.reason = 'singular';
@@ -106,11 +106,8 @@ function singleFits(states: State[], nb: number, H: Float64Array | null, lambda:
     const s = residualStats(r, sol.x);
     st.single = sol.x;
     st.kernelSum = sol.x[0]!;
-    const e0 = new Float64Array(r.nc);
-    e0[0] = 1;
-    const c0 = solveSymmetric(A, e0, r.nc, config.maxConditionNumber).x[0]!;
     const dof = Math.max(1, s.n - r.nc);
-    st.kernelSumErr = Math.sqrt(Math.max(0, c0) * Math.max(1, s.chi2 / dof));
+    st.kernelSumErr = Math.sqrt(Math.max(0, sol.var0) * Math.max(1, s.chi2 / dof));
     st.mean = s.mean;
     st.std = s.std;
     if (config.singleKernelClipping && (!(Math.abs(s.mean) <= config.candidateResidualMeanMax) || !(s.std <= config.candidateResidualStdMax))) {
