@@ -6,9 +6,8 @@
  */
 import { readExposure } from '../core/image/exposure.ts';
 import { fitKernel } from '../core/kernel/index.ts';
-import { findStars } from '../core/psf/index.ts';
 import { subtractReference } from '../core/convolve/reference.ts';
-import { exclusionMask, noiseFidelity } from '../core/subtract/metrics.ts';
+import { sourceFreeFidelity } from '../core/subtract/metrics.ts';
 
 const PAIRS = [
   {
@@ -37,9 +36,7 @@ export async function benchRealPairs(): Promise<Record<string, unknown>> {
     const sol = fitKernel(sci.mi, tpl.mi);
     const t1 = performance.now();
     const diff = subtractReference(sci.mi, tpl.mi, sol);
-    const fwhm = Math.max(sol.fwhm.template, sol.fwhm.science);
-    const det = [...findStars(sci.mi, { threshold: 3 }), ...findStars(tpl.mi, { threshold: 3 })];
-    const q = noiseFidelity(diff, exclusionMask(diff, det, 2 * fwhm));
+    const q = sourceFreeFidelity(diff, sci.mi, tpl.mi, Math.max(sol.fwhm.template, sol.fwhm.science));
     out[p.name] = {
       fit_ms: Math.round(t1 - t0),
       mode: sol.mode,

@@ -5,24 +5,21 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Rng } from '../core/sim/index.ts';
 import { createMaskedImage } from '../core/image/masked-image.ts';
+import { FWHM_PER_SIGMA } from '../core/image/stats.ts';
 import {
   basisCount, basisImages, chooseBasis, KernelError, RecordBuilder, resolveKernelConfig, residualStats,
-  solveSymmetric, type BasisSpec, SIGMA_TO_FWHM, fitHalfWidth,
+  solveSymmetric, type BasisSpec, fitHalfWidth,
 } from '../core/kernel/index.ts';
 import { transformRecord } from '../core/kernel/record.ts';
 import { basisTransform } from '../core/kernel/pca.ts';
 import { regularizationMatrix } from '../core/kernel/regularize.ts';
 
+/** Seeded uniforms from core/sim's generator. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.uniform();
 }
 
 test('Alard–Lupton basis: 27 kernels, first sums to 1, others to 0 with unit norm', () => {
@@ -46,7 +43,7 @@ test('basis sigmas and kernel size follow ip_diffim rules', () => {
   assert.equal(basisMode, 'convolution');
   assert.equal(spec.type, 'alard-lupton');
   if (spec.type !== 'alard-lupton') return;
-  const sk = Math.sqrt((4.5 / SIGMA_TO_FWHM) ** 2 - (3.0 / SIGMA_TO_FWHM) ** 2);
+  const sk = Math.sqrt((4.5 / FWHM_PER_SIGMA) ** 2 - (3.0 / FWHM_PER_SIGMA) ** 2);
   // Ladder β = 2 centred on σ_K, floored at 0.7.
   assert.ok(Math.abs(spec.sigmas[0]! - Math.max(0.7, sk / 2)) < 1e-12);
   assert.ok(Math.abs(spec.sigmas[1]! - spec.sigmas[0]! * 2) < 1e-12);

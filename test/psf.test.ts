@@ -1,5 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import { Rng } from '../core/sim/index.ts';
 import { createMaskedImage, maskBit, subImage, type MaskedImage } from '../core/image/index.ts';
 import { readExposure } from '../core/image/exposure.ts';
 import {
@@ -17,15 +18,10 @@ import {
 // when rotated) on a flat or tilted sky, Poisson+read noise as Gaussian noise from a seeded PRNG,
 // and the matching variance plane.
 
+/** Seeded uniforms from core/sim's generator. */
 function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Rng(seed);
+  return () => r.uniform();
 }
 
 /** erf to ~1e-7 (Abramowitz & Stegun 7.1.26). */

@@ -9,7 +9,7 @@
  */
 import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
 import { maskBit } from '../image/mask.ts';
-import { backgroundAt, type KernelSolution, spatialKernelImages } from '../kernel/solution.ts';
+import { backgroundEvaluator, type KernelSolution, spatialKernelImages } from '../kernel/solution.ts';
 import { spatialEvaluator } from '../kernel/spatial.ts';
 
 export function convolveReference(ref: MaskedImage, sol: KernelSolution): MaskedImage {
@@ -71,10 +71,11 @@ export function subtractReference(science: MaskedImage, template: MaskedImage, s
   const other = convolveTemplate ? science : template;
   const out = createMaskedImage(science.width, science.height, science.x0, science.y0);
   const k = sol.kernelSum;
+  const background = backgroundEvaluator(sol);
   for (let y = 0; y < out.height; y++) {
     for (let x = 0; x < out.width; x++) {
       const o = y * out.width + x;
-      const b = backgroundAt(sol, x + out.x0, y + out.y0);
+      const b = background(x + out.x0, y + out.y0);
       if (convolveTemplate) {
         out.image[o] = other.image[o]! - conv.image[o]! - b;
         out.variance[o] = other.variance[o]! + conv.variance[o]!;

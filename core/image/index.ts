@@ -44,6 +44,8 @@ export {
   type SigmaClipOptions,
   type ClippedStats,
   MAD_TO_SIGMA,
+  FWHM_PER_SIGMA,
+  medianInPlace,
   finiteCount,
   mean,
   std,

@@ -44,6 +44,9 @@ export interface ClippedStats {
 /** Gaussian σ per unit of median absolute deviation, 1/Φ⁻¹(3/4) rounded as is customary. */
 export const MAD_TO_SIGMA = 1.4826;
 
+/** FWHM of a Gaussian in units of its σ: 2√(2 ln 2). */
+export const FWHM_PER_SIGMA = 2 * Math.sqrt(2 * Math.LN2);
+
 /** Resolve the mask options once, so hot loops test a plain integer. */
 function filterOf(values: FloatArray, opts: MaskFilter | undefined): { mask: Int32Array | undefined; bad: number } {
   const mask = opts?.mask;
@@ -431,8 +434,11 @@ function lerp(lo: number, hi: number, t: number): number {
   return (t < 0.5 ? lo + d * t : hi - d * (1 - t)) + 0;
 }
 
-/** Median of a[0..n) (all finite), possibly reordering a. Even n: mean of the two middle values. */
-function medianInPlace(a: FloatArray): number {
+/**
+ * Median of a (all finite), reordering a — for callers that own a scratch buffer (pass
+ * `buf.subarray(0, n)`). Even n: mean of the two middle values. NaN when empty.
+ */
+export function medianInPlace(a: FloatArray): number {
   const n = a.length;
   if (n === 0) return NaN;
   if (useRadix(a)) return radixMedian(a, undefined, 0);

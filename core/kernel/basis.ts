@@ -14,8 +14,8 @@
  */
 import type { KernelConfig } from './config.ts';
 import { KernelError } from './errors.ts';
+import { FWHM_PER_SIGMA } from '../image/stats.ts';
 
-export const SIGMA_TO_FWHM = 2 * Math.sqrt(2 * Math.LN2);
 
 export type BasisSpec =
   | { type: 'alard-lupton'; size: number; sigmas: number[]; degrees: number[] }
@@ -59,8 +59,8 @@ export function chooseBasis(config: KernelConfig, fwhmConvolved?: number, fwhmTa
   if (!config.scaleByFwhm || !haveFwhm || fwhmConvolved === fwhmTarget) {
     return { spec: { type: 'alard-lupton', size: config.kernelSize, sigmas: [...config.alardSigGauss], degrees }, basisMode: 'config' };
   }
-  const sc = fwhmConvolved / SIGMA_TO_FWHM;
-  const st = fwhmTarget / SIGMA_TO_FWHM;
+  const sc = fwhmConvolved / FWHM_PER_SIGMA;
+  const st = fwhmTarget / FWHM_PER_SIGMA;
   const deconv = st < sc;
   const sigmas = deconv
     ? basisSigmas(sc, st, config.alardMinSigDeconv, config.alardGaussBeta, config.alardNGauss)

@@ -6,8 +6,9 @@
  *   solveKernel    records → the one spatial solution                               (solve)
  */
 import { type MaskedImage } from '../image/masked-image.ts';
-import { findStars, measurePsf, PsfError, type Star } from '../psf/index.ts';
-import { chooseBasis, type BasisSpec, SIGMA_TO_FWHM } from './basis.ts';
+import { findStars, psfFromStars, PsfError, type Star } from '../psf/index.ts';
+import { chooseBasis, type BasisSpec } from './basis.ts';
+import { FWHM_PER_SIGMA } from '../image/stats.ts';
 import { type KernelConfig, type KernelPreset, resolveKernelConfig } from './config.ts';
 import { KernelError } from './errors.ts';
 import { type CandidateRecord, type CandidateSite, RecordBuilder } from './record.ts';
@@ -62,10 +63,10 @@ export function chooseMode(config: KernelConfig, template: PsfShape, science: Ps
   return xTest || yTest ? 'convolveTemplate' : 'convolveScience';
 }
 
-/** Measure a PSF, turning "no stars" into the kernel's typed error (with the counts). */
-export function measureShape(mi: MaskedImage, which: 'template' | 'science'): PsfShape {
+/** Measure a PSF from its stars, turning "no stars" into the kernel's typed error (with the counts). */
+export function measureShape(stars: readonly Star[], which: 'template' | 'science'): PsfShape {
   try {
-    const m = measurePsf(mi);
+    const m = psfFromStars(stars);
     return { fwhm: m.fwhm, ixx: m.ixx, iyy: m.iyy };
   } catch (e) {
     if (e instanceof PsfError && e.code === 'NO_STARS') {
@@ -79,8 +80,8 @@ export function planFit(config: KernelConfig, domain: SpatialDomain, template: P
   const mode = chooseMode(config, template, science);
   const [ref, tgt] = mode === 'convolveTemplate' ? [template, science] : [science, template];
   const choice = chooseBasis(config, ref.fwhm, tgt.fwhm);
-  const sr = ref.fwhm / SIGMA_TO_FWHM;
-  const st = tgt.fwhm / SIGMA_TO_FWHM;
+  const sr = ref.fwhm / FWHM_PER_SIGMA;
+  const st = tgt.fwhm / FWHM_PER_SIGMA;
   const sk = st > sr ? Math.sqrt(st * st - sr * sr) : 0;
   return {
     config,
@@ -117,10 +118,11 @@ export function fitKernel(science: MaskedImage, template: MaskedImage, opts: Fit
     throw new KernelError('BAD_INPUT', `science (${science.width}×${science.height} at ${science.x0},${science.y0}) and template (${template.width}×${template.height} at ${template.x0},${template.y0}) must be on the same pixel grid`);
   }
   const domain: SpatialDomain = { x0: science.x0, y0: science.y0, width: science.width, height: science.height };
-  const tShape = opts.templatePsf ?? measureShape(template, 'template');
-  const sShape = opts.sciencePsf ?? measureShape(science, 'science');
-  const plan = planFit(config, domain, tShape, sShape);
+  // Template stars serve both its PSF and the candidates: detect once.
   const stars = opts.stars ?? findStars(template);
+  const tShape = opts.templatePsf ?? measureShape(stars, 'template');
+  const sShape = opts.sciencePsf ?? measureShape(findStars(science), 'science');
+  const plan = planFit(config, domain, tShape, sShape);
   if (stars.length === 0) throw new KernelError('NO_STARS', 'no stars detected in the template', { stars: 0 });
   const sel = selectCandidates(stars, template, science, plan.basis.size, domain, config);
   if (sel.sites.length < config.minCandidates) {

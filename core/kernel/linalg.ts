@@ -146,18 +146,49 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
 }
 
 /**
- * Solve the symmetric positive semi-definite system A x = b (A row-major n×n, not modified).
- * Cholesky on the equilibrated matrix when it factorises and its condition is ≤ maxCondition;
- * otherwise a pseudo-inverse keeping eigenvalues ≥ λmax / maxCondition.
+ * Scale factors d = 1/√diag(A) (0 for an empty row) that give D·A·D a unit diagonal: columns in
+ * different units (kernel terms, background) otherwise inflate the condition number without
+ * making the problem any harder.
  */
-export function solveSymmetric(a: Float64Array, b: Float64Array, n: number, maxCondition = 5e7): SolveResult {
-  // Equilibrate: columns in different units (kernel terms, background) otherwise inflate the
-  // condition number without making the problem any harder.
+function equilibration(a: Float64Array, n: number): Float64Array {
   const d = new Float64Array(n);
   for (let i = 0; i < n; i++) {
     const aii = a[i * n + i]!;
     d[i] = aii > 0 && Number.isFinite(aii) ? 1 / Math.sqrt(aii) : 0;
   }
+  return d;
+}
+
+/** Gram matrix G_ab = v_a·v_b (row-major), visiting only the non-zeros of the sparser vector of each pair. */
+export function gramMatrix(vectors: readonly Float64Array[]): Float64Array {
+  const nv = vectors.length;
+  const nz = vectors.map((v) => {
+    const idx: number[] = [];
+    for (let p = 0; p < v.length; p++) if (v[p] !== 0) idx.push(p);
+    return Int32Array.from(idx);
+  });
+  const G = new Float64Array(nv * nv);
+  for (let a = 0; a < nv; a++) {
+    for (let b = a; b < nv; b++) {
+      const idx = nz[a]!.length <= nz[b]!.length ? nz[a]! : nz[b]!;
+      const va = vectors[a]!;
+      const vb = vectors[b]!;
+      let s = 0;
+      for (let k = 0; k < idx.length; k++) s += va[idx[k]!]! * vb[idx[k]!]!;
+      G[a * nv + b] = s;
+      G[b * nv + a] = s;
+    }
+  }
+  return G;
+}
+
+/**
+ * Solve the symmetric positive semi-definite system A x = b (A row-major n×n, not modified).
+ * Cholesky on the equilibrated matrix when it factorises and its condition is ≤ maxCondition;
+ * otherwise a pseudo-inverse keeping eigenvalues ≥ λmax / maxCondition.
+ */
+export function solveSymmetric(a: Float64Array, b: Float64Array, n: number, maxCondition = 5e7): SolveResult {
+  const d = equilibration(a, n);
   const s = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) s[i * n + j] = a[i * n + j]! * d[i]! * d[j]!;
@@ -207,11 +238,7 @@ export function solveSymmetric(a: Float64Array, b: Float64Array, n: number, maxC
  * fall back to the checked solve (power iterations, eigen truncation).
  */
 export function solveWithVariance0(a: Float64Array, b: Float64Array, n: number, maxCondition = 5e7): { x: Float64Array; var0: number; method: SolveResult['method']; rank: number } {
-  const d = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const aii = a[i * n + i]!;
-    d[i] = aii > 0 && Number.isFinite(aii) ? 1 / Math.sqrt(aii) : 0;
-  }
+  const d = equilibration(a, n);
   const l = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     for (let j = 0; j <= i; j++) l[i * n + j] = a[i * n + j]! * d[i]! * d[j]!;

@@ -5,7 +5,7 @@
  * between the bases (a_old = T·a_new), so no pixels are revisited.
  */
 import { renormalizeImages } from './basis.ts';
-import { solveSymmetric } from './linalg.ts';
+import { gramMatrix, solveSymmetric } from './linalg.ts';
 
 /** Mean and top principal components (subspace iteration, deterministic start) of unit-sum kernels. */
 export function pcaImages(kernels: Float64Array[], nComponents: number): Float64Array[] {
@@ -70,27 +70,14 @@ export function basisTransform(oldImages: Float64Array[], newImages: Float64Arra
   const nbOld = oldImages.length;
   const nbNew = newImages.length;
   const np = oldImages[0]!.length;
-  const nzOld = oldImages.map((v) => {
-    const idx: number[] = [];
-    for (let p = 0; p < np; p++) if (v[p] !== 0) idx.push(p);
-    return idx;
-  });
-  const G = new Float64Array(nbOld * nbOld);
-  for (let a = 0; a < nbOld; a++) {
-    for (let b = a; b < nbOld; b++) {
-      let s = 0;
-      const [short, other] = nzOld[a]!.length <= nzOld[b]!.length ? [a, b] : [b, a];
-      for (const p of nzOld[short]!) s += oldImages[short]![p]! * oldImages[other]![p]!;
-      G[a * nbOld + b] = s;
-      G[b * nbOld + a] = s;
-    }
-  }
+  const G = gramMatrix(oldImages);
   const T = new Float64Array(nbOld * nbNew);
   for (let j = 0; j < nbNew; j++) {
     const rhs = new Float64Array(nbOld);
     for (let a = 0; a < nbOld; a++) {
+      const o = oldImages[a]!;
       let s = 0;
-      for (const p of nzOld[a]!) s += oldImages[a]![p]! * newImages[j]![p]!;
+      for (let p = 0; p < np; p++) s += o[p]! * newImages[j]![p]!;
       rhs[a] = s;
     }
     const { x } = solveSymmetric(G, rhs, nbOld, 1e12);

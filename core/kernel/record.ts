@@ -18,7 +18,8 @@ import type { MaskedImage } from '../image/masked-image.ts';
 import { type BasisSpec, basisCount, basisImages, separableBasis, type SeparableBasis } from './basis.ts';
 import { KernelError } from './errors.ts';
 
-export interface CandidateRecord {
+/** Where a candidate is: what selection decides and a record carries along. */
+export interface CandidateSite {
   /** Stable id: the stamp centre's index in the full exposure (cy·exposureWidth + cx). */
   id: number;
   /** Star centroid (parent pixels) and the integer stamp centre. */
@@ -28,8 +29,11 @@ export interface CandidateRecord {
   cy: number;
   snr: number;
   flux: number;
-  /** Spatial cell (anchored to the full exposure) and the rank by S/N inside it (0 = best). */
+  /** Spatial cell, anchored to the full exposure. */
   cell: number;
+}
+
+export interface CandidateRecord extends CandidateSite {
   /** Number of columns: basis kernels (+1 for the background). */
   nc: number;
   M: Float64Array;
@@ -48,17 +52,6 @@ export function stampHalfWidth(kernelSize: number): number {
 /** Half-width of the fit region, where the convolution of the stamp is exact. */
 export function fitHalfWidth(kernelSize: number): number {
   return kernelSize - (kernelSize - 1) / 2;
-}
-
-export interface CandidateSite {
-  id: number;
-  x: number;
-  y: number;
-  cx: number;
-  cy: number;
-  snr: number;
-  flux: number;
-  cell: number;
 }
 
 /**

@@ -5,6 +5,7 @@
  * Expressed in basis coordinates (κ = Q a): H = (LQ)ᵀ(LQ), nb×nb, row-major.
  */
 import { type BasisSpec, basisImages } from './basis.ts';
+import { gramMatrix } from './linalg.ts';
 
 export interface RegularizationSpec {
   type: 'centralDifference' | 'forwardDifference';
@@ -45,7 +46,6 @@ export function regularizationMatrix(spec: BasisSpec, reg: RegularizationSpec): 
     ? [0, 1, 0, 1, -4, 1, 0, 1, 0]
     : [1 / 6, 4 / 6, 1 / 6, 4 / 6, -20 / 6, 4 / 6, 1 / 6, 4 / 6, 1 / 6];
   const images = basisImages(spec);
-  const nb = images.length;
   // LQ: the operator applied to each basis image.
   const lq = images.map((img) => {
     if (reg.type === 'forwardDifference') return forwardRows(img, size, reg.orders, borderPenalty);
@@ -64,24 +64,6 @@ export function regularizationMatrix(spec: BasisSpec, reg: RegularizationSpec): 
     }
     return out;
   });
-  // Sparse dot products: delta-function images are almost empty, so index the non-zeros.
-  const nz = lq.map((v) => {
-    const idx: number[] = [];
-    for (let p = 0; p < v.length; p++) if (v[p] !== 0) idx.push(p);
-    return Int32Array.from(idx);
-  });
-  const H = new Float64Array(nb * nb);
-  for (let a = 0; a < nb; a++) {
-    const va = lq[a]!;
-    for (let b = a; b < nb; b++) {
-      const vb = lq[b]!;
-      const [shorter, other] = nz[a]!.length <= nz[b]!.length ? [nz[a]!, vb] : [nz[b]!, va];
-      const self = shorter === nz[a] ? va : vb;
-      let s = 0;
-      for (const p of shorter) s += self[p]! * other[p]!;
-      H[a * nb + b] = s;
-      H[b * nb + a] = s;
-    }
-  }
-  return H;
+  // H = (LQ)ᵀ(LQ); delta-function images are almost empty, so the Gram matrix goes by non-zeros.
+  return gramMatrix(lq);
 }

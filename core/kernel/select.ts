@@ -77,7 +77,9 @@ export function selectCandidates(
   const half = stampHalfWidth(kernelSize);
   const fh = fitHalfWidth(kernelSize);
 
-  // The stellar locus: stars larger than median + 3σ (robust) of clean stars are resolved.
+  // Resolved: larger than median + 3σ (robust, ≥ 10 %) of the clean sizes. Deliberately looser than
+  // core/psf's stellarLocus (a pure-star sample for the PSF): compact static galaxies constrain the
+  // kernel as well as stars do, and on the NIRCam pair the tight locus left 12 of 118 candidates.
   const sizes = stars.filter((s) => !s.flags.saturated && !s.flags.blended && !s.flags.badShape && Number.isFinite(s.fwhm) && s.snr >= config.candidateSnrMin).map((s) => s.fwhm);
   let maxFwhm = Infinity;
   if (sizes.length >= 5) {

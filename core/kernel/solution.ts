@@ -117,13 +117,23 @@ export function kernelImageAt(sol: KernelSolution, x: number, y: number): Float6
   return out;
 }
 
+/** The fitted background B as a function of parent (x, y) (0 when not fitted); build once, call per pixel. */
+export function backgroundEvaluator(sol: KernelSolution): (x: number, y: number) => number {
+  const coefs = sol.backgroundCoefficients;
+  if (coefs.length === 0) return () => 0;
+  const f = spatialEvaluator(sol.spatial.type, sol.spatial.bgOrder, sol.spatial.domain);
+  const terms = new Float64Array(coefs.length);
+  return (x, y) => {
+    f(x, y, terms);
+    let s = 0;
+    for (let t = 0; t < coefs.length; t++) s += coefs[t]! * terms[t]!;
+    return s;
+  };
+}
+
 /** The fitted background B at parent pixel (x, y) (0 when not fitted). */
 export function backgroundAt(sol: KernelSolution, x: number, y: number): number {
-  if (sol.backgroundCoefficients.length === 0) return 0;
-  const f = spatialEvaluator(sol.spatial.type, sol.spatial.bgOrder, sol.spatial.domain)(x, y);
-  let s = 0;
-  for (let t = 0; t < sol.backgroundCoefficients.length; t++) s += sol.backgroundCoefficients[t]! * f[t]!;
-  return s;
+  return backgroundEvaluator(sol)(x, y);
 }
 
 export function serializeSolution(sol: KernelSolution): string {

@@ -14,7 +14,7 @@
  * background Σ_t β_t f_t(x, y); within a candidate's stamp both are evaluated at its centre, so the
  * spatial normal equations are Σ_c P_cᵀ M_c P_c — a sum over records, independent of how they were split.
  */
-import { median, medianAndMad, MAD_TO_SIGMA } from '../image/stats.ts';
+import { median, robustStd } from '../image/stats.ts';
 import { type BasisSpec, basisCount, basisImages } from './basis.ts';
 import type { KernelConfig } from './config.ts';
 import { KernelError } from './errors.ts';
@@ -131,9 +131,7 @@ function kernelSumClip(states: State[], config: KernelConfig): void {
   let keep = ok;
   for (let it = 0; it < 10; it++) {
     const z = Float64Array.from(ok.map((s) => (s.kernelSum! - centre) / s.kernelSumErr!));
-    const { median: zMed, mad } = medianAndMad(z);
-    void zMed;
-    scale = MAD_TO_SIGMA * mad;
+    scale = robustStd(z);
     if (!(scale > 0)) return;
     const next = ok.filter((_, i) => Math.abs(z[i]!) <= 3 * scale);
     let sw = 0;
@@ -180,11 +178,17 @@ function activeSet(states: State[], config: KernelConfig): State[] {
   return out;
 }
 
+/**
+ * Where each local column of a record lands in the global vector θ: column i covers
+ * θ[offset[i] … offset[i] + terms(i).length) with weights terms(i) — [1] for the constant kernel 0,
+ * the kernel spatial terms f(x, y) for kernels ≥ 1, the background terms for the background column.
+ */
 interface Layout {
   nb: number;
   ns: number;
   nbg: number;
   n: number;
+  offset: Int32Array;
   kEval: (x: number, y: number, out?: Float64Array) => Float64Array;
   bgEval: ((x: number, y: number, out?: Float64Array) => Float64Array) | null;
 }
@@ -192,31 +196,38 @@ interface Layout {
 function layoutFor(nb: number, kOrder: number, bgOrder: number, fitBg: boolean, config: KernelConfig, domain: SpatialDomain): Layout {
   const ns = nSpatialTerms(kOrder);
   const nbg = fitBg ? nSpatialTerms(bgOrder) : 0;
+  const offset = new Int32Array(nb + (fitBg ? 1 : 0));
+  for (let i = 1; i < nb; i++) offset[i] = 1 + (i - 1) * ns;
+  if (fitBg) offset[nb] = 1 + (nb - 1) * ns;
   return {
-    nb, ns, nbg,
+    nb, ns, nbg, offset,
     n: 1 + (nb - 1) * ns + nbg,
     kEval: spatialEvaluator(config.spatialModelType, kOrder, domain),
     bgEval: fitBg ? spatialEvaluator(config.spatialModelType, bgOrder, domain) : null,
   };
 }
 
+const ONE = Float64Array.of(1);
+
+/** The weights of each local column at a record's centre (see Layout). */
+function columnTerms(L: Layout, rec: CandidateRecord): Float64Array[] {
+  const f = L.kEval(rec.cx, rec.cy);
+  const terms: Float64Array[] = [ONE];
+  for (let i = 1; i < L.nb; i++) terms.push(f);
+  if (L.bgEval) terms.push(L.bgEval(rec.cx, rec.cy));
+  return terms;
+}
+
 /** Local coefficients (length nc) of a record at its centre from the global vector θ. */
 function localCoefficients(L: Layout, rec: CandidateRecord, theta: Float64Array): Float64Array {
+  const terms = columnTerms(L, rec);
   const a = new Float64Array(rec.nc);
-  const f = L.kEval(rec.cx, rec.cy);
-  a[0] = theta[0]!;
-  for (let i = 1; i < L.nb; i++) {
+  for (let i = 0; i < rec.nc; i++) {
+    const t = terms[i]!;
+    const o = L.offset[i]!;
     let s = 0;
-    const o = 1 + (i - 1) * L.ns;
-    for (let k = 0; k < L.ns; k++) s += theta[o + k]! * f[k]!;
+    for (let p = 0; p < t.length; p++) s += theta[o + p]! * t[p]!;
     a[i] = s;
-  }
-  if (L.bgEval) {
-    const b = L.bgEval(rec.cx, rec.cy);
-    const o = 1 + (L.nb - 1) * L.ns;
-    let s = 0;
-    for (let t = 0; t < L.nbg; t++) s += theta[o + t]! * b[t]!;
-    a[L.nb] = s;
   }
   return a;
 }
@@ -225,57 +236,35 @@ function spatialSolve(L: Layout, active: State[], H: Float64Array | null, lambda
   const N = L.n;
   const A = new Float64Array(N * N);
   const rhs = new Float64Array(N);
-  const gIdx: Int32Array[] = [];
-  const gFac: Float64Array[] = [];
+  // Σ_c P_cᵀ M_c P_c and Σ_c P_cᵀ B_c, upper triangle of each record's M mirrored.
   for (const st of active) {
     const r = st.rec;
     const nc = r.nc;
-    const f = L.kEval(r.cx, r.cy);
-    gIdx.length = 0;
-    gFac.length = 0;
-    gIdx.push(Int32Array.of(0));
-    gFac.push(Float64Array.of(1));
-    for (let i = 1; i < L.nb; i++) {
-      const o = 1 + (i - 1) * L.ns;
-      gIdx.push(Int32Array.from({ length: L.ns }, (_, k) => o + k));
-      gFac.push(Float64Array.from(f.subarray(0, L.ns)));
-    }
-    if (L.bgEval) {
-      const b = L.bgEval(r.cx, r.cy);
-      const o = 1 + (L.nb - 1) * L.ns;
-      gIdx.push(Int32Array.from({ length: L.nbg }, (_, t) => o + t));
-      gFac.push(Float64Array.from(b.subarray(0, L.nbg)));
-    }
+    const terms = columnTerms(L, r);
     for (let i = 0; i < nc; i++) {
-      const Ii = gIdx[i]!;
-      const Fi = gFac[i]!;
+      const ti = terms[i]!;
+      const oi = L.offset[i]!;
       const bi = r.B[i]!;
-      for (let p = 0; p < Ii.length; p++) rhs[Ii[p]!]! += bi * Fi[p]!;
+      for (let p = 0; p < ti.length; p++) rhs[oi + p]! += bi * ti[p]!;
       for (let j = i; j < nc; j++) {
         const m = r.M[i * nc + j]!;
         if (m === 0) continue;
-        const Ij = gIdx[j]!;
-        const Fj = gFac[j]!;
-        for (let p = 0; p < Ii.length; p++) {
-          const row = Ii[p]! * N;
-          const mf = m * Fi[p]!;
-          for (let q = 0; q < Ij.length; q++) A[row + Ij[q]!]! += mf * Fj[q]!;
-        }
-        if (j !== i) {
-          for (let q = 0; q < Ij.length; q++) {
-            const row = Ij[q]! * N;
-            const mf = m * Fj[q]!;
-            for (let p = 0; p < Ii.length; p++) A[row + Ii[p]!]! += mf * Fi[p]!;
-          }
+        const tj = terms[j]!;
+        const oj = L.offset[j]!;
+        for (let p = 0; p < ti.length; p++) {
+          const mf = m * ti[p]!;
+          const row = (oi + p) * N + oj;
+          for (let q = 0; q < tj.length; q++) A[row + q]! += mf * tj[q]!;
+          if (j !== i) for (let q = 0; q < tj.length; q++) A[(oj + q) * N + oi + p]! += mf * tj[q]!;
         }
       }
     }
   }
-  // Regularise each spatial term's kernel image (delta-function basis without PCA).
+  // Regularise the kernel image of each spatial term (kernel 0 belongs to the constant term only).
   if (H && lambda > 0) {
     const scale = lambda * active.length;
     for (let s = 0; s < L.ns; s++) {
-      const idx = (k: number) => (k === 0 ? (s === 0 ? 0 : -1) : 1 + (k - 1) * L.ns + s);
+      const idx = (k: number) => (k === 0 ? (s === 0 ? 0 : -1) : L.offset[k]! + s);
       for (let a = 0; a < L.nb; a++) {
         const ia = idx(a);
         if (ia < 0) continue;
@@ -363,7 +352,6 @@ export function solveKernel(records: CandidateRecord[], ctx: SolveContext): Kern
     nb = nbNew;
     H = null;
     // Re-fit single kernels in the compressed basis (cheap) and re-clip, as ip_diffim does.
-    for (const s of states) if (s.status === 'ok') { s.single = undefined; }
     singleFits(states, nb, null, 0, config);
     nGood = states.filter((s) => s.status === 'ok').length;
     if (nGood < config.minCandidates) tooFew('after PCA re-fit', nGood);

@@ -9,6 +9,7 @@
  * nothing per star or per cell.
  */
 import { maskOf } from '../image/mask.ts';
+import { medianInPlace } from '../image/stats.ts';
 import type { MaskedImage } from '../image/masked-image.ts';
 import { PsfError } from './errors.ts';
 
@@ -29,69 +30,8 @@ export interface Background {
   rms: number;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Selection on scratch buffers
-
 /** Scratch buffers are always Float64Array: one element type keeps these hot functions monomorphic. */
 type Buf = Float64Array;
-
-/**
- * k-th smallest of a[0..n) (finite values), reordering a. Hoare partition stops both scans on
- * values equal to the pivot, which keeps heavily quantised data (integer sky counts) balanced.
- */
-export function selectK(a: Buf, n: number, k: number): number {
-  let l = 0;
-  let r = n - 1;
-  while (r > l) {
-    if (r - l < 16) {
-      for (let i = l + 1; i <= r; i++) {
-        const v = a[i];
-        let j = i - 1;
-        while (j >= l && a[j] > v) {
-          a[j + 1] = a[j];
-          j--;
-        }
-        a[j + 1] = v;
-      }
-      return a[k];
-    }
-    const m = (l + r) >>> 1;
-    // Median of three as pivot: sorted runs (smooth images) would otherwise go quadratic.
-    const x = a[l];
-    const y = a[m];
-    const z = a[r];
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = l;
-    let j = r;
-    while (i <= j) {
-      while (a[i] < pivot) i++;
-      while (a[j] > pivot) j--;
-      if (i <= j) {
-        const t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (k <= j) r = j;
-    else if (k >= i) l = i;
-    else return a[k];
-  }
-  return a[k];
-}
-
-/** Median of a[0..n) (finite values), reordering a; NaN when n = 0. */
-export function medianInPlace(a: Buf, n: number): number {
-  if (n <= 0) return NaN;
-  const k = n >> 1;
-  const hi = selectK(a, n, k);
-  if (n & 1) return hi;
-  // After selection a[0..k) ≤ a[k]: the lower middle is their maximum.
-  let lo = a[0];
-  for (let i = 1; i < k; i++) if (a[i] > lo) lo = a[i];
-  return 0.5 * (lo + hi);
-}
 
 /** Sample size for the starting point of clippedStats. */
 const INITIAL_SAMPLE = 128;
@@ -119,9 +59,9 @@ export function clippedStats(a: Buf, n: number, scratch: Buf, maxIter = 5): Clip
   const step = Math.max(1, Math.floor(n / INITIAL_SAMPLE));
   let m = 0;
   for (let i = 0; i < n; i += step) scratch[m++] = a[i];
-  const med0 = medianInPlace(scratch, m);
+  const med0 = medianInPlace(scratch.subarray(0, m));
   for (let i = 0; i < m; i++) scratch[i] = Math.abs(scratch[i] - med0);
-  let sigma = 1.4826 * medianInPlace(scratch, m);
+  let sigma = 1.4826 * medianInPlace(scratch.subarray(0, m));
   if (!(sigma > 0)) {
     // Quantised data with more than half the values equal: fall back to the plain std.
     let s = 0;
@@ -159,7 +99,7 @@ export function clippedStats(a: Buf, n: number, scratch: Buf, maxIter = 5): Clip
     const mean = centre + s1 / n;
     if (Math.abs(mean - centre) > 0.5 * sigma) centre = mean;
   }
-  return { median: medianInPlace(a, n), std: sigma, n };
+  return { median: medianInPlace(a.subarray(0, n)), std: sigma, n };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -233,7 +173,7 @@ export function estimateBackground(mi: MaskedImage, opts: BackgroundOptions = {}
   const sigVals = new Float64Array(sig.length);
   let ns = 0;
   for (const s of sig) if (Number.isFinite(s)) sigVals[ns++] = s;
-  const rms = medianInPlace(sigVals, ns);
+  const rms = medianInPlace(sigVals.subarray(0, ns));
   if (ns === 0) return { level, rms: NaN };
   fillEmptyCells(grid, ncx, ncy);
 

@@ -11,5 +11,6 @@ export {
   FWHM_PER_SIGMA,
   findStars,
   measurePsf,
+  psfFromStars,
   stellarLocus,
 } from './stars.ts';

@@ -21,12 +21,13 @@
  */
 import { maskBit } from '../image/mask.ts';
 import type { MaskedImage } from '../image/masked-image.ts';
-import { checkBadBits, checkPlanes, clippedStats, DEFAULT_BAD_BITS, estimateBackground, medianInPlace } from './background.ts';
+import { checkBadBits, checkPlanes, clippedStats, DEFAULT_BAD_BITS, estimateBackground } from './background.ts';
 import { PsfError } from './errors.ts';
 import { momentsLocal } from './moments.ts';
 
 /** FWHM / σ of a Gaussian, 2√(2 ln 2). */
-export const FWHM_PER_SIGMA = 2.3548200450309493;
+export { FWHM_PER_SIGMA } from '../image/stats.ts';
+import { FWHM_PER_SIGMA, median, medianInPlace } from '../image/stats.ts';
 
 export interface StarFlags {
   /** Any SAT pixel (or value ≥ the saturation option) inside the aperture. */
@@ -865,9 +866,9 @@ export function stellarLocus(sizes: number[]): { centre: number; lo: number; hi:
     let m = 0;
     for (const v of ls) if (Math.abs(v - centre) <= half) sel[m++] = v;
     if (m === 0) break;
-    const med = medianInPlace(sel, m);
+    const med = medianInPlace(sel.subarray(0, m));
     for (let j = 0; j < m; j++) dev[j] = Math.abs(sel[j] - med);
-    const sigma = 1.4826 * medianInPlace(dev, m);
+    const sigma = 1.4826 * medianInPlace(dev.subarray(0, m));
     const nextHalf = Math.min(0.25, Math.max(3 * sigma, 0.03));
     const done = med === centre && nextHalf === half;
     centre = med;
@@ -878,8 +879,7 @@ export function stellarLocus(sizes: number[]): { centre: number; lo: number; hi:
 }
 
 function medianOf(values: number[]): number {
-  const a = Float64Array.from(values);
-  return medianInPlace(a, a.length);
+  return median(Float64Array.from(values));
 }
 
 /**
@@ -888,12 +888,30 @@ function medianOf(values: number[]): number {
  * above it and are rejected). Throws PsfError NO_STARS, with the counts, when fewer than 3 remain.
  */
 export function measurePsf(mi: MaskedImage, opts: MeasurePsfOptions = {}): PsfMeasurement {
-  const { minSnr = 20, maxSnr = 1000, maxStars, ...findOpts } = opts;
+  const { minSnr, maxSnr, maxStars, ...findOpts } = opts;
+  checkSelection(minSnr, maxSnr, maxStars);
+  const { stars, fwhmGuess } = findStarsDetailed(mi, findOpts);
+  return psfFromStars(stars, { minSnr, maxSnr, maxStars }, fwhmGuess);
+}
+
+function checkSelection(minSnr = 20, maxSnr = 1000, maxStars?: number): void {
   if (!(minSnr >= 0) || !(maxSnr > minSnr)) throw new PsfError('BAD_ARGUMENT', `need 0 ≤ minSnr < maxSnr, got [${minSnr}, ${maxSnr}]`);
   if (maxStars !== undefined && !(Number.isInteger(maxStars) && maxStars >= 0)) {
     throw new PsfError('BAD_ARGUMENT', `maxStars must be a non-negative integer, got ${maxStars}`);
   }
-  const { stars, fwhmGuess } = findStarsDetailed(mi, findOpts);
+}
+
+/**
+ * measurePsf's selection and medians over stars already found (findStars' output), so a caller
+ * that needs the star list too detects once.
+ */
+export function psfFromStars(
+  stars: readonly Star[],
+  opts: { minSnr?: number; maxSnr?: number; maxStars?: number } = {},
+  fwhmGuess = NaN,
+): PsfMeasurement {
+  const { minSnr = 20, maxSnr = 1000, maxStars } = opts;
+  checkSelection(minSnr, maxSnr, maxStars);
   const counts: Record<string, number> = {
     peaks: stars.length,
     saturated: 0,

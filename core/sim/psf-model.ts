@@ -30,7 +30,8 @@ export interface PsfSpec {
   beta?: number;
 }
 
-export const FWHM_PER_SIGMA = 2 * Math.sqrt(2 * Math.LN2);
+export { FWHM_PER_SIGMA } from '../image/stats.ts';
+import { FWHM_PER_SIGMA } from '../image/stats.ts';
 /** Sub-samples per pixel along each axis. */
 export const SUBPIXEL = 3;
 /** Largest stamp half-width we render; beyond it a PSF is a configuration mistake. */

@@ -5,7 +5,8 @@
  */
 import type { MaskedImage } from '../image/masked-image.ts';
 import { maskOf } from '../image/mask.ts';
-import { medianAndMad, MAD_TO_SIGMA } from '../image/stats.ts';
+import { mean, robustStd, std } from '../image/stats.ts';
+import { findStars } from '../psf/index.ts';
 
 export const INVALID_DIFF_BITS = maskOf('NO_DATA', 'EDGE', 'SAT', 'SAT_TEMPLATE', 'BAD');
 
@@ -40,8 +41,9 @@ export function exclusionMask(mi: MaskedImage, positions: ReadonlyArray<{ x: num
 
 export function noiseFidelity(diff: MaskedImage, exclude?: Uint8Array): NoiseFidelity {
   const n = diff.width * diff.height;
-  const z: number[] = [];
-  const d: number[] = [];
+  const z = new Float64Array(n);
+  const d = new Float64Array(n);
+  let m = 0;
   let sumV = 0;
   let nValid = 0;
   let nArtefact = 0;
@@ -53,28 +55,27 @@ export function noiseFidelity(diff: MaskedImage, exclude?: Uint8Array): NoiseFid
     const zi = x / Math.sqrt(v);
     if (Math.abs(zi) > 5) nArtefact++;
     if (exclude && exclude[i]) continue;
-    z.push(zi);
-    d.push(x);
+    z[m] = zi;
+    d[m] = x;
+    m++;
     sumV += v;
   }
-  const zs = Float64Array.from(z);
-  const { median: zMed, mad } = medianAndMad(zs);
-  void zMed;
-  let mean = 0;
-  for (const v of z) mean += v;
-  mean /= Math.max(1, z.length);
-  let dm = 0;
-  for (const v of d) dm += v;
-  dm /= Math.max(1, d.length);
-  let dv = 0;
-  for (const v of d) dv += (v - dm) ** 2;
-  dv /= Math.max(1, d.length - 1);
+  const zs = z.subarray(0, m);
   return {
-    n: z.length,
-    robustStd: MAD_TO_SIGMA * mad,
-    mean,
-    varianceRatio: sumV / Math.max(1, z.length) / dv,
+    n: m,
+    robustStd: robustStd(zs),
+    mean: m > 0 ? mean(zs) : NaN,
+    varianceRatio: sumV / Math.max(1, m) / std(d.subarray(0, m)) ** 2,
     artefactRate: nValid > 0 ? nArtefact / nValid : NaN,
     nValid,
   };
+}
+
+/**
+ * noiseFidelity over METRICS.md's source-free pixels: farther than 2×FWHM from every ≥3σ
+ * detection in either input image.
+ */
+export function sourceFreeFidelity(diff: MaskedImage, science: MaskedImage, template: MaskedImage, fwhm: number): NoiseFidelity {
+  const det = [...findStars(science, { threshold: 3 }), ...findStars(template, { threshold: 3 })];
+  return noiseFidelity(diff, exclusionMask(diff, det, 2 * fwhm));
 }
