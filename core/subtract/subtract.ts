@@ -1,0 +1,251 @@
+/**
+ * The in-memory subtraction: science and template MaskedImages (same pixel grid) → difference,
+ * matched images, kernel solution, background and QA. No files: the CLI and the pipeline build on
+ * this. Steps: fill unusable pixels → fit the kernel (or take a given solution) → convolve with the
+ * spatially varying kernel (core/convolve/spatial.ts, exact) → subtract → decorrelate → QA.
+ *
+ *   convolveTemplate:  D = S − (K⊗T + B)
+ *   convolveScience:   D = ((K⊗S + B) − T) / ΣK          (science's photometric units)
+ *
+ * In both, D = matchedScience − matchedTemplate. Variances add (K²⊗V exactly); masks OR, the
+ * template's SAT becoming SAT_TEMPLATE; DETECTED planes of the inputs are not carried over.
+ */
+import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
+import { maskBit, maskOf } from '../image/mask.ts';
+import { sigmaClippedStats } from '../image/stats.ts';
+import { findStars, type Star } from '../psf/index.ts';
+import {
+  fitKernel, kernelImageAt, KernelError, measureShape, resolveKernelConfig,
+  type KernelConfig, type KernelPreset, type KernelSolution,
+} from '../kernel/index.ts';
+import { scaleToDomain } from '../kernel/spatial.ts';
+import { blockConvolve, convolveSpatial, spatialKernelOf } from '../convolve/spatial.ts';
+import { orWindow } from '../convolve/mask-window.ts';
+import { decorrelationKernel, embedKernel, type DecorrelationKernel } from './decorrelate.ts';
+import { computeQa, type SubtractQa } from './qa.ts';
+
+export interface SubtractOptions {
+  preset?: KernelPreset;
+  /** Kernel configuration overrides (ip_diffim names; see core/kernel/config.ts). */
+  kernel?: Partial<KernelConfig>;
+  /** Whiten the difference's noise (DMTN-021). Default true, as ip_diffim's doDecorrelation. */
+  decorrelate?: boolean;
+  /** Use this solution instead of fitting (the tiled pipeline shares one). */
+  solution?: KernelSolution;
+  /** FFT block side for the convolution engine. */
+  blockSize?: number;
+  /** Stars already detected (parent coordinates); detected here otherwise. */
+  templateStars?: Star[];
+  scienceStars?: Star[];
+}
+
+export interface SubtractResult {
+  difference: MaskedImage;
+  /** What was subtracted from the matched science: K⊗T + B (convolveTemplate) or T/ΣK (convolveScience). */
+  matchedTemplate: MaskedImage;
+  /** S (convolveTemplate) or (K⊗S + B)/ΣK (convolveScience). */
+  matchedScience: MaskedImage;
+  kernel: KernelSolution;
+  /** The fitted differential background B, per pixel (zeros when not fitted). */
+  background: Float32Array;
+  decorrelation: DecorrelationKernel | null;
+  qa: SubtractQa;
+}
+
+const UNUSABLE = maskOf('NO_DATA');
+const NOT_CARRIED = maskOf('DETECTED', 'DETECTED_NEGATIVE');
+
+/**
+ * A copy in which non-finite values or variances (and negative variances) are 0 with NO_DATA set,
+ * so nothing non-finite spreads through a convolution. The input is returned when already clean.
+ */
+export function prepareForConvolution(mi: MaskedImage): MaskedImage {
+  const n = mi.width * mi.height;
+  let clean = true;
+  for (let i = 0; i < n; i++) {
+    const v = mi.variance[i]!;
+    if (!Number.isFinite(mi.image[i]!) || !Number.isFinite(v) || v < 0) { clean = false; break; }
+  }
+  if (clean) return mi;
+  const out = { ...mi, image: mi.image.slice(), variance: mi.variance.slice(), mask: mi.mask.slice() };
+  for (let i = 0; i < n; i++) {
+    const v = out.variance[i]!;
+    if (!Number.isFinite(out.image[i]!) || !Number.isFinite(v) || v < 0) {
+      out.image[i] = 0;
+      out.variance[i] = 0;
+      out.mask[i]! |= UNUSABLE;
+    }
+  }
+  return out;
+}
+
+/** The background polynomial over the whole image, evaluated row by row (separable 1-D bases). */
+export function backgroundImage(sol: KernelSolution, width: number, height: number, x0: number, y0: number): Float32Array {
+  const out = new Float32Array(width * height);
+  const coefs = sol.backgroundCoefficients;
+  if (coefs.length === 0) return out;
+  const order = sol.spatial.bgOrder;
+  const cheb = sol.spatial.type === 'chebyshev1';
+  const b1 = (t: number, o: Float64Array) => {
+    o[0] = 1;
+    if (order >= 1) o[1] = t;
+    for (let k = 2; k <= order; k++) o[k] = cheb ? 2 * t * o[k - 1]! - o[k - 2]! : t * o[k - 1]!;
+  };
+  const bx = new Float64Array((order + 1) * width);
+  const tmp = new Float64Array(order + 1);
+  for (let x = 0; x < width; x++) {
+    b1(scaleToDomain(sol.spatial.domain, x + x0, 0)[0], tmp);
+    bx.set(tmp, x * (order + 1));
+  }
+  const by = new Float64Array(order + 1);
+  // Per row, the polynomial in x: c_a(y) = Σ_j coef(a, j)·T_j(y), terms ordered by total degree then y power.
+  const cx = new Float64Array(order + 1);
+  for (let y = 0; y < height; y++) {
+    b1(scaleToDomain(sol.spatial.domain, 0, y + y0)[1], by);
+    cx.fill(0);
+    let k = 0;
+    for (let t = 0; t <= order; t++) for (let j = 0; j <= t; j++) cx[t - j]! += coefs[k++]! * by[j]!;
+    const o = y * width;
+    for (let x = 0; x < width; x++) {
+      let s = 0;
+      for (let a = 0; a <= order; a++) s += cx[a]! * bx[x * (order + 1) + a]!;
+      out[o + x] = s;
+    }
+  }
+  return out;
+}
+
+function sameGrid(a: MaskedImage, b: MaskedImage): boolean {
+  return a.width === b.width && a.height === b.height && a.x0 === b.x0 && a.y0 === b.y0;
+}
+
+/** σ-clipped mean of the variance over usable pixels (what DMTN-021 takes as σ²). */
+function meanVariance(v: Float32Array, mask: Int32Array, bad: number): number {
+  const vals = new Float64Array(v.length);
+  let m = 0;
+  for (let i = 0; i < v.length; i++) {
+    const x = v[i]!;
+    if ((mask[i]! & bad) === 0 && x > 0 && Number.isFinite(x)) vals[m++] = x;
+  }
+  if (m === 0) return NaN;
+  return sigmaClippedStats(vals.subarray(0, m), { nSigma: 3, maxIter: 5 }).mean;
+}
+
+export function subtract(science: MaskedImage, template: MaskedImage, opts: SubtractOptions = {}): SubtractResult {
+  if (!sameGrid(science, template)) {
+    throw new KernelError('BAD_INPUT', `science (${science.width}×${science.height} at ${science.x0},${science.y0}) and template (${template.width}×${template.height} at ${template.x0},${template.y0}) must be on the same pixel grid`);
+  }
+  const timings: Record<string, number> = {};
+  let t0 = performance.now();
+  const lap = (name: string) => { const t = performance.now(); timings[name] = t - t0; t0 = t; };
+  const sci = prepareForConvolution(science);
+  const tpl = prepareForConvolution(template);
+  lap('prepare');
+  const config = resolveKernelConfig(opts.preset ?? 'default', opts.kernel ?? {});
+  const tStars = opts.templateStars ?? findStars(tpl);
+  const sStars = opts.scienceStars ?? findStars(sci);
+  lap('detect');
+  const sol = opts.solution ?? fitKernel(sci, tpl, { preset: opts.preset, config: opts.kernel, stars: tStars, sciencePsf: measureShape(sStars, 'science') });
+  lap('fit');
+
+  const convolveTemplate = sol.mode === 'convolveTemplate';
+  const [ref, other] = convolveTemplate ? [tpl, sci] : [sci, tpl];
+  const { width: W, height: H, x0, y0 } = science;
+  const conv = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: opts.blockSize });
+  lap('convolve');
+  const bg = backgroundImage(sol, W, H, x0, y0);
+  const k = sol.kernelSum;
+  const sat = maskBit('SAT');
+  const satT = maskBit('SAT_TEMPLATE');
+  const edge = maskBit('EDGE');
+  const tplBits = (m: number) => ((m & sat) !== 0 ? (m & ~sat) | satT : m);
+  const diff = createMaskedImage(W, H, x0, y0);
+  const mT = createMaskedImage(W, H, x0, y0);
+  const mS = createMaskedImage(W, H, x0, y0);
+  for (let i = 0; i < W * H; i++) {
+    const cm = conv.mask[i]!;
+    const isEdge = (cm & edge) !== 0;
+    if (convolveTemplate) {
+      mS.image[i] = sci.image[i]!;
+      mS.variance[i] = sci.variance[i]!;
+      mS.mask[i] = sci.mask[i]! & ~NOT_CARRIED;
+      mT.image[i] = conv.image[i]! + bg[i]!;
+      mT.variance[i] = conv.variance[i]!;
+      mT.mask[i] = tplBits(cm) & ~NOT_CARRIED;
+    } else {
+      mS.image[i] = isEdge ? 0 : (conv.image[i]! + bg[i]!) / k;
+      mS.variance[i] = conv.variance[i]! / (k * k);
+      mS.mask[i] = cm & ~NOT_CARRIED;
+      mT.image[i] = tpl.image[i]! / k;
+      mT.variance[i] = tpl.variance[i]! / (k * k);
+      mT.mask[i] = tplBits(tpl.mask[i]!) & ~NOT_CARRIED;
+    }
+    diff.mask[i] = mS.mask[i]! | mT.mask[i]!;
+    if ((diff.mask[i]! & edge) !== 0) {
+      // No full kernel footprint: not a difference. Finite, flagged, with the unconvolved variance.
+      diff.image[i] = 0;
+      diff.variance[i] = convolveTemplate ? mS.variance[i]! : mT.variance[i]!;
+    } else {
+      diff.image[i] = mS.image[i]! - mT.image[i]!;
+      diff.variance[i] = mS.variance[i]! + mT.variance[i]!;
+    }
+  }
+  lap('difference');
+
+  let decorrelation: DecorrelationKernel | null = null;
+  let difference = diff;
+  if (opts.decorrelate ?? true) {
+    const bad = maskOf('NO_DATA', 'EDGE', 'SAT', 'SAT_TEMPLATE', 'BAD');
+    // In the difference's units: the unconvolved image's variance and the convolved image's.
+    const [vU, vC] = convolveTemplate
+      ? [meanVariance(sci.variance, diff.mask, bad), meanVariance(tpl.variance, diff.mask, bad)]
+      : [meanVariance(tpl.variance, diff.mask, bad) / (k * k), meanVariance(sci.variance, diff.mask, bad) / (k * k)];
+    const cxy = [x0 + (W - 1) / 2, y0 + (H - 1) / 2] as const;
+    const kc = kernelImageAt(sol, Math.round(cxy[0]), Math.round(cxy[1]));
+    decorrelation = decorrelationKernel(kc, sol.basis.size, vU, vC);
+    difference = applyDecorrelation(diff, convolveTemplate ? sci.variance : tpl.variance, convolveTemplate ? tpl.variance : sci.variance, convolveTemplate ? 1 : 1 / (k * k), decorrelation, opts.blockSize);
+    lap('decorrelate');
+  }
+  const qa = computeQa({ difference, science: sci, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
+  lap('qa');
+  return { difference, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa };
+}
+
+/**
+ * D' = ψ⊗D; V' = ψ²⊗V_u + (ψ⊗K)²⊗V_c (both input variances times `scale` = the difference's units);
+ * mask OR-ed over ψ's footprint, so the EDGE border grows by ψ's half-width.
+ */
+export function applyDecorrelation(diff: MaskedImage, varU: Float32Array, varC: Float32Array, scale: number, dk: DecorrelationKernel, blockSize?: number): MaskedImage {
+  const { width: W, height: H, x0, y0 } = diff;
+  const m = dk.psiKSize;
+  const hm = (m - 1) / 2;
+  const psi = embedKernel(dk.psi, dk.size, m);
+  const psi2 = psi.map((v) => v * v * scale);
+  const psiK2 = dk.psiK.map((v) => v * v * scale);
+  const grid = { size: m, type: 'polynomial' as const, order: 0, domain: { x0, y0, width: W, height: H } };
+  const [img, vu] = blockConvolve([diff.image, varU], W, H, x0, y0, grid, [
+    { source: 0, kernel: psi, target: 0, c: 1, ax: [0], ay: [0] },
+    { source: 1, kernel: psi2, target: 1, c: 1, ax: [0], ay: [0] },
+  ], 2, blockSize);
+  const [vc] = blockConvolve([varC], W, H, x0, y0, grid, [{ source: 0, kernel: psiK2, target: 0, c: 1, ax: [0], ay: [0] }], 1, blockSize);
+  const out = createMaskedImage(W, H, x0, y0);
+  const hp = (dk.size - 1) / 2;
+  const win = orWindow(diff.mask, W, H, hp);
+  const edge = maskBit('EDGE');
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const i = y * W + x;
+      const mk = win[i]!;
+      out.mask[i] = mk;
+      if ((mk & edge) !== 0 || x < hm || y < hm || x >= W - hm || y >= H - hm) {
+        out.mask[i] = mk | edge;
+        out.image[i] = 0;
+        out.variance[i] = diff.variance[i]!;
+      } else {
+        out.image[i] = img![i]!;
+        out.variance[i] = vu![i]! + vc![i]!;
+      }
+    }
+  }
+  return out;
+}
