@@ -1,7 +1,7 @@
 /**
  * Benchmark runner: `npm run bench` runs every benchmark; `node --import tsx bench/run.ts fits`
  * runs the named ones. Each benchmark returns a JSON-able record, printed as a table and written
- * to bench/results/<name>.json. To add one (subtraction…), add an entry to BENCHMARKS.
+ * to bench/results/<name>.json. To add one, add an entry to BENCHMARKS.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { benchFits, type Figure } from './fits.ts';
 import { benchKernel } from './kernel.ts';
 import { benchRealPairs } from './real-pairs.ts';
+import { benchSubtract } from './subtract.ts';
 
 type Benchmark = () => Promise<Record<string, unknown>>;
 
@@ -16,6 +17,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   fits: benchFits,
   kernel: benchKernel,
   'real-pairs': benchRealPairs,
+  subtract: benchSubtract,
 };
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');

@@ -1,17 +1,32 @@
 /** The `diffim` command. */
 import { parseArgs } from 'node:util';
-import { describeError, EXIT, UsageError } from './errors.ts';
+import { describeError, EXIT, EXIT_HELP, UsageError } from './errors.ts';
 import { formatInspect, inspectFile } from './inspect.ts';
+import { demoCommand, subtractCommand } from './subtract.ts';
 
 const HELP = `diffim — PSF-matched image subtraction for time-domain astronomy
 
 Usage:
+  diffim subtract --science FILE --template FILE --out DIR [options]
+                           PSF-match and subtract; writes DIR/difference.fits, kernel.json, qa.json
+      --preset NAME        default | delta-function | snap
+      --mode MODE          convolveTemplate | convolveScience | auto
+      --set KEY=VALUE      kernel configuration override (repeatable)
+      --config FILE.json   {"preset", "kernel": {...}, "decorrelate"}
+      --no-decorrelate     keep the difference's correlated noise
+      --json               QA document on stdout
+      --quiet              no progress on stderr
+                           (diffim subtract --help: every option, the outputs, the config keys)
+  diffim demo [--out DIR]  subtract the bundled real pair (pyDIA KB13475) into DIR
+                           (default ./diffim-demo-output); the microlensing target is near (272, 223)
   diffim inspect FILE...   Describe each HDU of FITS files (type, size, BITPIX, compression, key cards)
       --json               one JSON document on stdout instead of the table
       --strict             refuse any deviation from FITS 4.0 (default: accept what astropy accepts, with warnings)
   diffim --help            this text
 
-Exit codes: 0 ok, 2 usage, 3 bad FITS file, 4 I/O error (missing or unreadable file), 70 internal error.`;
+Errors are one line on stderr: diffim: <message> (set DIFFIM_DEBUG=1 for a stack trace).
+
+${EXIT_HELP}`;
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -21,10 +36,13 @@ export async function main(argv: string[]): Promise<number> {
       return cmd ? EXIT.OK : EXIT.USAGE;
     }
     if (cmd === 'inspect') return await inspect(rest);
+    if (cmd === 'subtract') return await subtractCommand(rest);
+    if (cmd === 'demo') return await demoCommand(rest);
     throw new UsageError(`unknown command '${cmd}' (try diffim --help)`);
   } catch (e) {
     const { code, message } = describeError(e);
-    process.stderr.write(`diffim: ${message}\n`);
+    process.stderr.write(`diffim: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+    if (process.env.DIFFIM_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     return code;
   }
 }

@@ -83,7 +83,8 @@ function dataSpaceError(k: Float64Array, truth: Float64Array, psf: Float64Array,
   return Math.sqrt(d / t);
 }
 
-test('spatially varying PSF (science FWHM 3.5 → 5.5 across 2048²): the order-2 spatial model does the work', () => {
+test('spatially varying PSF (science FWHM 3.5 → 5.5 across 2048²): the order-2 spatial model does the work', async () => {
+  const { basisImages, nSpatialTerms, spatialEvaluator, solveSymmetric } = await import('../core/kernel/index.ts');
   const W = 2048;
   const sim = simulatePair({
     width: W, height: W, seed: 11, nStars: 3000,
@@ -92,30 +93,93 @@ test('spatially varying PSF (science FWHM 3.5 → 5.5 across 2048²): the order-
     science: { psf: { profile: 'gaussian', fwhm: (x: number) => 3.5 + (2.0 * x) / (W - 1) }, offset: [0.2, 0.1], fluxScale: 1.0, sky: { level: 300 }, gain: 1, readNoise: 5 },
   });
   const stars = findStars(sim.template);
-  const errors = (sol: KernelSolution) => {
+  const at = (fx: number, fy: number) => [Math.round(fx * (W - 1)), Math.round(fy * (W - 1))] as const;
+  const errors = (kAt: (x: number, y: number) => Float64Array, size: number) => {
     const raw: number[] = [];
     const data: number[] = [];
     for (const fy of GRID) for (const fx of GRID) {
-      const x = Math.round(fx * (W - 1));
-      const y = Math.round(fy * (W - 1));
-      const truth = sim.truth.matchingKernel(x, y, sol.basis.size)!;
-      const k = kernelImageAt(sol, x, y);
+      const [x, y] = at(fx, fy);
+      const truth = sim.truth.matchingKernel(x, y, size)!;
+      const k = kAt(x, y);
       raw.push(l2(k, truth));
-      data.push(dataSpaceError(k, truth, sim.truth.psfImage('template', x, y, 15), sol.basis.size, 15));
+      data.push(dataSpaceError(k, truth, sim.truth.psfImage('template', x, y, 15), size, 15));
     }
     return { raw, data };
   };
-  const fmt = (a: number[]) => a.map((e) => e.toFixed(4)).join(' ');
-  const varying = errors(fitKernel(sim.science, sim.template, { config: { spatialKernelOrder: 2 }, stars }));
-  const constant = errors(fitKernel(sim.science, sim.template, { config: { spatialKernelOrder: 0 }, stars }));
+  const fit = (order: number) => {
+    const sol = fitKernel(sim.science, sim.template, { config: { spatialKernelOrder: order }, stars });
+    return { sol, ...errors((x, y) => kernelImageAt(sol, x, y), sol.basis.size) };
+  };
+  // Oracle, no images: the least-squares projection of the true kernel field (51×51 positions,
+  // uniform over the exposure like the candidates) onto the fit's basis × Chebyshev spatial terms
+  // of `order` (kernel 0, the flux scale, constant, as in the solution): what this model can reach.
+  const oracle = (basis: KernelSolution['basis'], order: number) => {
+    const B = basisImages(basis);
+    const nb = B.length;
+    const ns = nSpatialTerms(order);
+    const n = 1 + (nb - 1) * ns;
+    const col = (i: number, s: number) => (i === 0 ? (s === 0 ? 0 : -1) : 1 + (i - 1) * ns + s);
+    const f = spatialEvaluator('chebyshev1', order, { x0: 0, y0: 0, width: W, height: W });
+    const dot = (a: Float64Array, b: Float64Array) => { let t = 0; for (let p = 0; p < a.length; p++) t += a[p]! * b[p]!; return t; };
+    // The basis Gram matrix does not depend on position: A = Σ_pos f fᵀ ⊗ G, so sum f fᵀ once.
+    const S = new Float64Array(ns * ns);
+    const rhs = new Float64Array(n);
+    for (let j = 0; j <= 50; j++) for (let i = 0; i <= 50; i++) {
+      const x = Math.round((i * (W - 1)) / 50);
+      const y = Math.round((j * (W - 1)) / 50);
+      const fs = f(x, y);
+      const truth = sim.truth.matchingKernel(x, y, basis.size)!;
+      for (let sa = 0; sa < ns; sa++) for (let sb = 0; sb < ns; sb++) S[sa * ns + sb]! += fs[sa]! * fs[sb]!;
+      for (let a = 0; a < nb; a++) {
+        const c = dot(B[a]!, truth);
+        for (let sa = 0; sa < ns; sa++) { const ia = col(a, sa); if (ia >= 0) rhs[ia]! += fs[sa]! * c; }
+      }
+    }
+    const A = new Float64Array(n * n);
+    for (let a = 0; a < nb; a++) for (let b = 0; b < nb; b++) {
+      const g = dot(B[a]!, B[b]!);
+      for (let sa = 0; sa < ns; sa++) for (let sb = 0; sb < ns; sb++) {
+        const ia = col(a, sa);
+        const ib = col(b, sb);
+        if (ia >= 0 && ib >= 0) A[ia * n + ib] = S[sa * ns + sb]! * g;
+      }
+    }
+    const coef = solveSymmetric(A, rhs, n, 1e15).x;
+    return errors((x, y) => {
+      const fs = f(x, y);
+      const k = new Float64Array(basis.size * basis.size);
+      for (let a = 0; a < nb; a++) {
+        let w = 0;
+        for (let s = 0; s < ns; s++) { const ia = col(a, s); if (ia >= 0) w += coef[ia]! * fs[s]!; }
+        for (let p = 0; p < k.length; p++) k[p]! += w * B[a]![p]!;
+      }
+      return k;
+    }, basis.size);
+  };
+  const fmt = (a: number[]) => a.map((e) => (100 * e).toFixed(1)).join(' ');
+  const varying = fit(2);
+  const constant = fit(0);
   // Seen through the template PSF (what the difference image sees) the order-2 kernel is right to
   // 1 % everywhere; a constant kernel is off by > 10 % at the sides.
-  assert.ok(Math.max(...varying.data) < 0.01, `order 2, data-space errors ${fmt(varying.data)}`);
+  assert.ok(Math.max(...varying.data) < 0.01, `order 2, data-space errors (%) ${fmt(varying.data)}`);
   assert.ok(Math.max(...constant.data) > 0.1, `order 0 should miss: ${fmt(constant.data)}`);
-  // Raw kernel image within 3 % (L2) where the kernel is resolved (middle column, σ_K ≈ 1.4 px).
-  // At the narrow side (σ_K ≈ 0.9 px) the raw L2 error is 10–13 %: components finer than the
-  // template PSF are unconstrained by the data (see the issue note).
-  for (const i of [1, 4, 7]) assert.ok(varying.raw[i]! < 0.03, `order 2 raw L2 at middle column: ${fmt(varying.raw)}`);
+  // The model is adequate: the true kernel field projects onto this basis × order-2 Chebyshev
+  // within 3 % raw L2 at all 9 positions (measured 1.8–2.0 %), onto order 0 not (14–55 %).
+  const proj2 = oracle(varying.sol.basis, 2);
+  const proj0 = oracle(varying.sol.basis, 0);
+  assert.ok(Math.max(...proj2.raw) < 0.03, `order-2 projection of the truth, raw L2 (%) ${fmt(proj2.raw)}`);
+  for (const i of [0, 2, 3, 5, 6, 8]) assert.ok(proj0.raw[i]! > 0.1, `order-0 projection should miss at the sides: ${fmt(proj0.raw)}`);
+  // The fitted raw kernel is within 3 % where the kernel is resolved (middle column, σ_K ≈ 1.4 px;
+  // measured 0.8–1.2 %) and within 6 % at x = 0.9W (σ_K ≈ 1.9 px; 3.9–4.7 %). At x = 0.1W
+  // (σ_K ≈ 0.9 px) it is 13 %, and no Alard–Lupton fit of this pair tried got near 3 % there
+  // (σ ladders from 0.7 to 0.9 px, degrees 2–6, with and without regularisation; not the model, see
+  // the projection): 0.5–1 % of that kernel's ‖K‖² (7–10 % in L2) lies above ≈ 0.4 cycles/px, where the
+  // template PSF's power transfer is below the candidates' template noise-to-signal ratio
+  // (2e-5–1e-4). The Laplacian regularisation flattens that part (13.7 % in a noiseless fit);
+  // without it, template noise shrinks it all the same (errors in variables: 8.5–9 % with a
+  // noiseless science image) and science noise adds variance (8.5–12 % in all).
+  for (const i of [1, 4, 7]) assert.ok(varying.raw[i]! < 0.03, `order 2 raw L2 (%) at the middle column: ${fmt(varying.raw)}`);
+  for (const i of [2, 5, 8]) assert.ok(varying.raw[i]! < 0.06, `order 2 raw L2 (%) at x = 0.9W: ${fmt(varying.raw)}`);
   for (const i of [0, 2, 3, 5, 6, 8]) assert.ok(varying.raw[i]! < constant.raw[i]!, `order 2 beats order 0 at every side position: ${fmt(varying.raw)} vs ${fmt(constant.raw)}`);
 });
 

@@ -52,7 +52,9 @@ export function computeQa(q: QaInput): SubtractQa {
   let nSky = 0;
   for (let i = 0; i < n; i++) if (ok(i)) { skyAbs += Math.abs(d.image[i]!); nSky++; }
   skyAbs /= Math.max(1, nSky);
-  const skyLevel = median(s.image);
+  // Sky level of the science: median of a regular subsample (a level, not a statistic of record).
+  const step = Math.max(1, Math.floor(s.image.length / 250_000));
+  const skyLevel = median(s.image.filter((_, i) => i % step === 0));
   const r = Math.max(2, fwhm);
   const ratios: number[] = [];
   for (const c of sol.candidates) {

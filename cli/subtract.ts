@@ -1,0 +1,490 @@
+/**
+ * `diffim subtract` and `diffim demo`: files in, files out, over the in-memory `subtract()`
+ * (core/subtract/subtract.ts). Reads two exposures, fits the kernel, subtracts, and writes
+ * DIR/difference.fits (LSST-style MEF with the science's WCS and provenance), DIR/kernel.json and
+ * DIR/qa.json — under temporary names renamed at the end, so a failure leaves nothing partial.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { access, constants, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Header } from '../core/fits/header.ts';
+import { readExposure, writeExposure, type Exposure, type ReadExposureOptions } from '../core/image/exposure.ts';
+import { KernelError, PRESETS, resolveKernelConfig, serializeSolution, type KernelConfig, type KernelPreset } from '../core/kernel/index.ts';
+import { subtract, type SubtractResult } from '../core/subtract/subtract.ts';
+import type { SubtractQa } from '../core/subtract/qa.ts';
+import { ConfigError, EXIT, EXIT_HELP, IoError, UsageError } from './errors.ts';
+
+const PRESET_NAMES = Object.keys(PRESETS) as KernelPreset[];
+const MODES = ['convolveTemplate', 'convolveScience', 'auto'] as const;
+const KERNEL_KEYS = Object.keys(resolveKernelConfig('default'));
+
+/** The package version, for provenance. */
+export const VERSION: string = (() => {
+  try {
+    return String((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? 'unknown');
+  } catch {
+    return 'unknown';
+  }
+})();
+
+function wrap(words: string[], indent: string, width = 100): string {
+  const lines: string[] = [];
+  let line = indent;
+  for (const w of words) {
+    if (line.length + w.length + 2 > width && line.trim()) {
+      lines.push(line.trimEnd());
+      line = indent;
+    }
+    line += w + ', ';
+  }
+  lines.push(line.replace(/, $/, ''));
+  return lines.join('\n');
+}
+
+export const SUBTRACT_HELP = `diffim subtract — PSF-match a template to a science image and subtract it
+
+Usage:
+  diffim subtract --science FILE --template FILE --out DIR [options]
+
+Inputs (both on the same pixel grid: same size, already registered):
+  --science FILE       science exposure: an LSST-style MEF (IMAGE, MASK, VARIANCE) or a plain image,
+                       whose variance then comes from GAIN/RDNOISE (else from image statistics, with a
+                       warning) and whose pixels at or above SATURATE are flagged SAT
+  --template FILE      template (reference) exposure, same formats
+  --out DIR            output directory, created if missing; outputs already there are replaced
+
+Options:
+  --preset NAME        kernel preset: ${PRESET_NAMES.join(' | ')} (default: default)
+  --mode MODE          which image is convolved: ${MODES.join(' | ')}
+                       (default: convolveTemplate; auto, ip_diffim's rule: the template unless its
+                       PSF is wider in both x and y)
+  --set KEY=VALUE      override one kernel configuration key (repeatable); VALUE is read as JSON when
+                       it parses (21, 0.5, true, [4,2,2]) and as a string otherwise (auto); an unknown
+                       key or a bad value is a usage error (exit 2)
+  --config FILE.json   {"preset": NAME, "kernel": {KEY: VALUE, ...}, "decorrelate": true|false};
+                       --preset, --set, --mode and --no-decorrelate win over the file
+  --no-decorrelate     keep the difference's correlated noise (default: whiten it, as ip_diffim's
+                       doDecorrelation, DMTN-021)
+  --json               print the QA document (the content of qa.json) on stdout
+  --quiet              no progress, warnings or summary on stderr (errors are still reported)
+  -h, --help           this text
+
+Outputs in DIR (written under temporary names and renamed at the end: on failure nothing is left
+at these paths):
+  difference.fits      the difference D = matched science − matched template, an LSST-style MEF with
+                       CHECKSUM/DATASUM: primary header with provenance (DIFFIM version, SCIENCE and
+                       TEMPLATE file names, DIFFMODE, PRESET, KSUM kernel sum, DECORR) and the
+                       science's EXPTIME, FILTER, OBJECT; IMAGE (float32), MASK (int32, MP_* mask-plane
+                       cards), VARIANCE (float32), each with the science's WCS (CTYPE/CRVAL/CRPIX/CD/PC/
+                       CDELT/CUNIT/PV, SIP A_/B_/AP_/BP_, RADESYS, EQUINOX, LONPOLE/LATPOLE, MJD-OBS,
+                       DATE-OBS)
+  kernel.json          the kernel solution: basis, spatial coefficients, background, every candidate
+                       with its fate, fit QA, the full configuration
+  qa.json              QA (docs/METRICS.md): kernelSum, noise.robustStdZ (robust std of z = D/σ over
+                       source-free pixels; 1 is ideal), artefactRate (|z| > 5), timings, warnings,
+                       plus the inputs, the configuration and the output paths
+
+Kernel configuration keys for --set and "kernel" (ip_diffim names; defaults and meaning in
+core/kernel/config.ts):
+${wrap(KERNEL_KEYS, '  ')}
+
+${EXIT_HELP}`;
+
+export const DEMO_HELP = `diffim demo — subtract the bundled real pair and say where the result is
+
+Usage:
+  diffim demo [--out DIR] [--json] [--quiet]
+
+Runs \`diffim subtract\` (preset default, pixels ≥ 50000 ADU flagged saturated) on the pyDIA
+KB13475 pair in test/data/pydia-kb13475-saao1m/pairA (SAAO 1.0 m, a crowded Galactic-bulge field;
+science at the peak of a microlensing event, template after it). The brightened target is near pixel
+(272, 223) (0-based x, y) of difference.fits.
+
+  --out DIR            output directory (default: ./diffim-demo-output)
+  --json               print the QA document on stdout
+  --quiet              no progress or summary on stderr
+  -h, --help           this text
+
+Outputs: DIR/difference.fits, DIR/kernel.json, DIR/qa.json (see diffim subtract --help).
+
+${EXIT_HELP}`;
+
+/** Everything one run needs, after the command line and the config file are resolved. */
+export interface SubtractJob {
+  science: string;
+  template: string;
+  out: string;
+  preset: KernelPreset;
+  /** Kernel configuration overrides (validated). */
+  kernel: Partial<KernelConfig>;
+  decorrelate: boolean;
+  configFile?: string;
+  /** Options for reading both exposures (the demo flags saturation). */
+  read?: ReadExposureOptions;
+  json: boolean;
+  quiet: boolean;
+}
+
+export interface SubtractOutputs {
+  difference: string;
+  kernel: string;
+  qa: string;
+}
+
+export type QaDocument = SubtractQa & {
+  diffim: string;
+  inputs: { science: string; template: string; width: number; height: number; x0: number; y0: number; scienceVariance: string; templateVariance: string; warnings: string[] };
+  config: { preset: KernelPreset; kernel: Partial<KernelConfig>; decorrelate: boolean; configFile?: string };
+  outputs: SubtractOutputs;
+};
+
+function parse(args: string[], options: NonNullable<Parameters<typeof parseArgs>[0]>['options']): { values: Record<string, string | boolean | (string | boolean)[] | undefined> } {
+  try {
+    return { values: parseArgs({ args, options, allowPositionals: false, strict: true }).values };
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message.replace(/\s*\n\s*/g, ' ')} (try diffim ${options && 'science' in options ? 'subtract' : 'demo'} --help)`);
+  }
+}
+
+/** `--set key=value`: JSON when it parses (numbers, booleans, arrays, quoted strings), else the raw string. */
+export function parseSetValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function oneLine(s: string, max = 200): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > max ? t.slice(0, max - 1) + '…' : t;
+}
+
+interface ConfigFile {
+  preset?: KernelPreset;
+  kernel?: Partial<KernelConfig>;
+  decorrelate?: boolean;
+}
+
+/** Read and check a --config file; every failure is one ConfigError naming the file. */
+export async function readConfigFile(path: string): Promise<ConfigFile> {
+  const fail = (why: string): never => {
+    throw new ConfigError(`--config ${path}: ${why}`);
+  };
+  let text = '';
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    fail(code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : `cannot read (${code ?? (e as Error).message})`);
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    fail(`not valid JSON (${oneLine((e as Error).message, 120)})`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('must hold a JSON object {"preset", "kernel", "decorrelate"}');
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) if (!['preset', 'kernel', 'decorrelate'].includes(k)) fail(`unknown key ${JSON.stringify(k)} (allowed: preset, kernel, decorrelate)`);
+  if (o.preset !== undefined && !PRESET_NAMES.includes(o.preset as KernelPreset)) fail(`preset must be one of ${PRESET_NAMES.join(', ')}, got ${JSON.stringify(o.preset)}`);
+  if (o.kernel !== undefined && (o.kernel === null || typeof o.kernel !== 'object' || Array.isArray(o.kernel))) fail('kernel must be an object of kernel configuration keys');
+  if (o.decorrelate !== undefined && typeof o.decorrelate !== 'boolean') fail(`decorrelate must be true or false, got ${JSON.stringify(o.decorrelate)}`);
+  const cfg: ConfigFile = { preset: o.preset as KernelPreset | undefined, kernel: o.kernel as Partial<KernelConfig> | undefined, decorrelate: o.decorrelate as boolean | undefined };
+  try {
+    resolveKernelConfig(cfg.preset ?? 'default', cfg.kernel ?? {});
+  } catch (e) {
+    if (e instanceof KernelError) fail(e.message);
+    throw e;
+  }
+  return cfg;
+}
+
+/** `diffim subtract …` */
+export async function subtractCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    science: { type: 'string' },
+    template: { type: 'string' },
+    out: { type: 'string' },
+    preset: { type: 'string' },
+    mode: { type: 'string' },
+    set: { type: 'string', multiple: true },
+    config: { type: 'string' },
+    'no-decorrelate': { type: 'boolean' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(SUBTRACT_HELP + '\n');
+    return EXIT.OK;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  for (const k of ['science', 'template', 'out'] as const) {
+    const v = str(k);
+    if (v === undefined) throw new UsageError(`subtract needs --${k} ${k === 'out' ? 'DIR' : 'FILE'} (try diffim subtract --help)`);
+    if (v === '') throw new UsageError(`--${k} must not be empty`);
+  }
+  const preset = str('preset');
+  if (preset !== undefined && !PRESET_NAMES.includes(preset as KernelPreset)) throw new UsageError(`--preset must be one of ${PRESET_NAMES.join(', ')}, got '${preset}'`);
+  const mode = str('mode');
+  if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got '${mode}'`);
+  const sets: Record<string, unknown> = {};
+  for (const s of (values.set as string[] | undefined) ?? []) {
+    const eq = s.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects KEY=VALUE, got '${s}'`);
+    sets[s.slice(0, eq).trim()] = parseSetValue(s.slice(eq + 1).trim());
+  }
+  // Unknown keys on the command line are refused first; the file is then checked alone (its own
+  // exit code), and a bad value in the merge is blamed on the command line.
+  const cliOnly = { ...sets, ...(mode ? { mode } : {}) } as Partial<KernelConfig>;
+  for (const [k, v] of Object.entries(cliOnly)) if (!KERNEL_KEYS.includes(k)) checkCli('default', { [k]: v });
+  const configFile = str('config');
+  const file = configFile !== undefined ? await readConfigFile(configFile) : {};
+  const finalPreset = (preset as KernelPreset | undefined) ?? file.preset ?? 'default';
+  const kernel = { ...(file.kernel ?? {}), ...cliOnly };
+  checkCli(finalPreset, kernel);
+  return runSubtraction({
+    science: str('science')!,
+    template: str('template')!,
+    out: str('out')!,
+    preset: finalPreset,
+    kernel,
+    decorrelate: values['no-decorrelate'] ? false : file.decorrelate ?? true,
+    configFile,
+    json: values.json === true,
+    quiet: values.quiet === true,
+  });
+}
+
+function checkCli(preset: KernelPreset | undefined, kernel: Partial<KernelConfig>): void {
+  try {
+    resolveKernelConfig(preset ?? 'default', kernel);
+  } catch (e) {
+    if (e instanceof KernelError && e.code === 'BAD_CONFIG') throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+/** The bundled real pair of the demo. */
+export const DEMO_PAIR = {
+  dir: fileURLToPath(new URL('../test/data/pydia-kb13475-saao1m/pairA/', import.meta.url)),
+  science: 'science.fits',
+  template: 'template.fits',
+  /** The README's advice: the detector is non-linear above ~50000 ADU. */
+  saturation: 50000,
+  target: { x: 272, y: 223 },
+};
+
+/** `diffim demo [--out DIR]` */
+export async function demoCommand(args: string[]): Promise<number> {
+  const { values } = parse(args, {
+    out: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(DEMO_HELP + '\n');
+    return EXIT.OK;
+  }
+  const out = (values.out as string | undefined) ?? 'diffim-demo-output';
+  if (out === '') throw new UsageError('--out must not be empty');
+  const rel = (f: string) => {
+    const abs = join(DEMO_PAIR.dir, f);
+    const r = relative(process.cwd(), abs);
+    return r.startsWith('..') ? abs : r;
+  };
+  const quiet = values.quiet === true;
+  const log = (s: string) => { if (!quiet) process.stderr.write(s + '\n'); };
+  log(`demo: pyDIA KB13475 (SAAO 1.0 m, crowded bulge field): science at a microlensing peak, template after it`);
+  let zPeak = NaN;
+  const code = await runSubtraction({
+    science: rel(DEMO_PAIR.science),
+    template: rel(DEMO_PAIR.template),
+    out,
+    preset: 'default',
+    kernel: {},
+    decorrelate: true,
+    read: { saturation: DEMO_PAIR.saturation },
+    json: values.json === true,
+    quiet,
+  }, (r) => { zPeak = peakZ(r, DEMO_PAIR.target.x, DEMO_PAIR.target.y, 3); });
+  const { x, y } = DEMO_PAIR.target;
+  log(`the microlensing target is near pixel (${x}, ${y}) (0-based x, y; (${x + 1}, ${y + 1}) in ds9): peak z = D/σ there ${zPeak.toFixed(1)}`);
+  log(`look: ds9 ${join(out, 'difference.fits')}[IMAGE]   or   diffim inspect ${join(out, 'difference.fits')}`);
+  return code;
+}
+
+/** Largest positive z = D/σ within ±r pixels of parent pixel (x, y). */
+function peakZ(r: SubtractResult, x: number, y: number, rad: number): number {
+  const d = r.difference;
+  let best = -Infinity;
+  for (let yy = y - rad; yy <= y + rad; yy++) {
+    for (let xx = x - rad; xx <= x + rad; xx++) {
+      const lx = xx - d.x0;
+      const ly = yy - d.y0;
+      if (lx < 0 || ly < 0 || lx >= d.width || ly >= d.height) continue;
+      const i = ly * d.width + lx;
+      if (d.variance[i]! > 0) best = Math.max(best, d.image[i]! / Math.sqrt(d.variance[i]!));
+    }
+  }
+  return best;
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** Check early (before minutes of work) that DIR is, or can become, a writable directory. */
+async function checkOutDir(dir: string): Promise<void> {
+  let p = resolve(dir);
+  for (;;) {
+    try {
+      const st = await stat(p);
+      if (!st.isDirectory()) throw new IoError(p === resolve(dir) ? `--out ${dir}: exists and is not a directory` : `--out ${dir}: ${p} is not a directory`);
+      await access(p, constants.W_OK | constants.X_OK).catch(() => { throw new IoError(`--out ${dir}: ${p} is not writable`); });
+      return;
+    } catch (e) {
+      if (e instanceof IoError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new IoError(`--out ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      const up = dirname(p);
+      if (up === p) throw new IoError(`--out ${dir}: no existing parent directory`);
+      p = up;
+    }
+  }
+}
+
+/** The whole run: read, check, subtract, write, report. Throws typed errors (see cli/errors.ts). */
+export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractResult) => void): Promise<number> {
+  const log = (s: string) => { if (!job.quiet) process.stderr.write(s + '\n'); };
+  await checkOutDir(job.out);
+
+  let t = performance.now();
+  const [sci, tpl] = await Promise.all([readExposure(job.science, job.read), readExposure(job.template, job.read)]);
+  checkGrid(job, sci, tpl);
+  const varNote = (e: Exposure) => ({ file: 'from the file', 'noise-map': 'noise map', 'weight-map': 'weight map', gain: 'GAIN/RDNOISE', 'image-statistics': 'image statistics' }[e.varianceSource]);
+  log(`read      ${basename(job.science)} and ${basename(job.template)}: ${sci.mi.width}×${sci.mi.height}, variance from ${varNote(sci)}${tpl.varianceSource !== sci.varianceSource ? ` / ${varNote(tpl)}` : ''} (${secs(performance.now() - t)})`);
+  const inputWarnings = [...sci.warnings.map((w) => `${basename(job.science)}: ${w}`), ...tpl.warnings.map((w) => `${basename(job.template)}: ${w}`)];
+  for (const w of inputWarnings) log(`warning: ${w}`);
+
+  t = performance.now();
+  const r = subtract(sci.mi, tpl.mi, { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate });
+  const q = r.qa;
+  const tm = q.timingsMs;
+  const phases = ['detect', 'fit', 'convolve', 'decorrelate'].filter((k) => tm[k] !== undefined).map((k) => `${k} ${secs(tm[k]!)}`).join(', ');
+  log(`subtract  preset ${job.preset}, ${q.mode}, ${q.candidates.used} of ${q.candidates.total} candidates, kernel sum ${q.kernelSum.toFixed(4)}${job.decorrelate ? ', decorrelated' : ''} (${secs(performance.now() - t)}: ${phases})`);
+  for (const w of q.warnings) log(`warning: ${w}`);
+  inspect?.(r);
+
+  t = performance.now();
+  const outputs: SubtractOutputs = { difference: join(job.out, 'difference.fits'), kernel: join(job.out, 'kernel.json'), qa: join(job.out, 'qa.json') };
+  const doc: QaDocument = {
+    ...q,
+    diffim: VERSION,
+    inputs: { science: job.science, template: job.template, width: sci.mi.width, height: sci.mi.height, x0: sci.mi.x0, y0: sci.mi.y0, scienceVariance: sci.varianceSource, templateVariance: tpl.varianceSource, warnings: inputWarnings },
+    config: { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate, ...(job.configFile !== undefined ? { configFile: job.configFile } : {}) },
+    outputs,
+  };
+  await writeOutputs(job.out, outputs, {
+    difference: (p) => writeExposure(p, r.difference, differenceHeader(sci.header, job, r), { checksum: true }),
+    kernel: (p) => writeFile(p, serializeSolution(r.kernel) + '\n'),
+    qa: (p) => writeFile(p, JSON.stringify(doc, null, 2) + '\n'),
+  });
+  log(`write     ${outputs.difference}, kernel.json, qa.json (${secs(performance.now() - t)})`);
+
+  log(`done: outputs in ${job.out}${job.out.endsWith('/') ? '' : '/'}: difference.fits (IMAGE, MASK, VARIANCE), kernel.json (kernel solution), qa.json (QA)`);
+  log(`  kernel sum ${q.kernelSum.toFixed(4)} · robust std(z) ${q.noise.robustStdZ.toFixed(3)} (1 is ideal) · artefact rate ${(100 * q.artefactRate).toFixed(2)} % of pixels with |z| > 5`);
+  if (job.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  return EXIT.OK;
+}
+
+function checkGrid(job: SubtractJob, sci: Exposure, tpl: Exposure): void {
+  const a = sci.mi;
+  const b = tpl.mi;
+  if (a.width === b.width && a.height === b.height && a.x0 === b.x0 && a.y0 === b.y0) return;
+  const at = (m: typeof a) => (m.x0 !== 0 || m.y0 !== 0 || a.x0 !== b.x0 || a.y0 !== b.y0 ? ` at (${m.x0}, ${m.y0})` : '');
+  throw new KernelError('BAD_INPUT', `science ${job.science} is ${a.width}×${a.height}${at(a)} but template ${job.template} is ${b.width}×${b.height}${at(b)}: they must be on the same pixel grid (register and crop them first)`);
+}
+
+/** Cards of the science header carried to the difference: WCS (every extension) and observation. */
+const CARRIED = /^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|A_DMAX|B_DMAX|RADESYS|RADECSYS|EQUINOX|EPOCH|LONPOLE|LATPOLE|MJDREF|MJD-OBS|DATE-OBS|EXPTIME|FILTER|OBJECT|TELESCOP|INSTRUME)$/;
+
+/** A file name as a FITS string: printable ASCII (others → '?'), long ones shortened in the middle. */
+export function fitsName(path: string, max = 200): string {
+  const s = basename(path).replace(/[^\x20-\x7e]/g, '?');
+  return s.length <= max ? s : `${s.slice(0, max / 2 - 2)}...${s.slice(s.length - (max / 2 - 1))}`;
+}
+
+/**
+ * The primary header of difference.fits: the science's WCS and observation cards, then provenance.
+ * writeExposure copies the WCS cards (and MJD-OBS/DATE-OBS) onto IMAGE, MASK and VARIANCE too.
+ * Long names are written with the CONTINUE convention by the header writer.
+ */
+export function differenceHeader(science: Header, job: Pick<SubtractJob, 'science' | 'template' | 'preset' | 'decorrelate'>, r: Pick<SubtractResult, 'kernel'>): Header {
+  const h = new Header(science.cards.filter((c) => c.kind !== 'commentary' && CARRIED.test(c.key)).map((c) => ({ ...c })));
+  h.set('DIFFIM', VERSION, 'diffim version that made this difference image');
+  h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
+  h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
+  h.set('DIFFMODE', r.kernel.mode, 'image convolved by the matching kernel');
+  h.set('PRESET', job.preset, 'kernel configuration preset');
+  h.set('KSUM', r.kernel.kernelSum, 'kernel sum (photometric scale)', 'float');
+  h.set('DECORR', job.decorrelate, 'difference noise decorrelated (DMTN-021)');
+  h.addCommentary('HISTORY', `diffim ${VERSION} subtract: D = matched science - matched template`);
+  return h;
+}
+
+/**
+ * Write each output under a temporary name in `dir`, then rename them all (difference.fits last).
+ * On any failure (or SIGINT/SIGTERM while writing) the temporaries, and the finals renamed so far,
+ * are removed.
+ */
+async function writeOutputs(dir: string, finals: SubtractOutputs, writers: Record<keyof SubtractOutputs, (path: string) => Promise<void>>): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (e) {
+    throw new IoError(`--out ${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const order: (keyof SubtractOutputs)[] = ['kernel', 'qa', 'difference'];
+  const temps = Object.fromEntries(order.map((k) => [k, join(dir, `.${basename(finals[k])}.tmp-${tag}`)])) as unknown as SubtractOutputs;
+  const renamed: string[] = [];
+  const cleanupSync = () => {
+    for (const p of [...Object.values(temps), ...renamed]) {
+      try { if (existsSync(p)) unlinkSync(p); } catch { /* best effort */ }
+    }
+  };
+  const onSignal = (sig: NodeJS.Signals) => {
+    cleanupSync();
+    process.stderr.write(`diffim: interrupted (${sig}); partial outputs removed\n`);
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (const k of order) {
+      try {
+        await writers[k](temps[k]);
+      } catch (e) {
+        if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).syscall === 'string') throw new IoError(`cannot write ${temps[k]} (${(e as NodeJS.ErrnoException).code})`);
+        throw e;
+      }
+    }
+    for (const k of order) {
+      try {
+        await rename(temps[k], finals[k]);
+      } catch (e) {
+        throw new IoError(`cannot rename ${temps[k]} to ${finals[k]} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+      renamed.push(finals[k]);
+    }
+  } catch (e) {
+    await Promise.all([...Object.values(temps), ...renamed].map((p) => unlink(p).catch(() => undefined)));
+    throw e;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
