@@ -3,12 +3,18 @@
  * each scaled to unit sum, give a mean kernel and principal components; [mean, PC1, …] renormalised
  * become the basis of the spatial fit. Candidate records are carried over exactly by the linear map
  * between the bases (a_old = T·a_new), so no pixels are revisited.
+ *
+ * An optional anchor kernel (solve.ts passes the regularised joint fit of one kernel to all the
+ * candidates) is added to the basis as the direction anchor − mean, after the mean: see solve.ts.
  */
 import { renormalizeImages } from './basis.ts';
 import { gramMatrix, solveSymmetric } from './linalg.ts';
 
-/** Mean and top principal components (subspace iteration, deterministic start) of unit-sum kernels. */
-export function pcaImages(kernels: Float64Array[], nComponents: number): Float64Array[] {
+/**
+ * Mean and top principal components (subspace iteration, deterministic start) of unit-sum kernels;
+ * with `anchor`, [mean, anchor − mean, PC1, …] (the anchor scaled to unit sum first).
+ */
+export function pcaImages(kernels: Float64Array[], nComponents: number, anchor?: Float64Array): Float64Array[] {
   const n = kernels.length;
   const np = kernels[0]!.length;
   const mean = new Float64Array(np);
@@ -59,7 +65,20 @@ export function pcaImages(kernels: Float64Array[], nComponents: number): Float64
     for (let p = 0; p < np; p++) s += av[p]! * v[p]!;
     return s > 1e-14 * Math.max(1, n);
   });
-  return renormalizeImages([mean, ...useful]);
+  const extra: Float64Array[] = [];
+  if (anchor) {
+    const sum = anchor.reduce((a, b) => a + b, 0);
+    const d = anchor.map((v, p) => v / sum - mean[p]!);
+    let dd = 0;
+    let mm = 0;
+    for (let p = 0; p < np; p++) {
+      dd += d[p]! * d[p]!;
+      mm += mean[p]! * mean[p]!;
+    }
+    // Skipped when it adds nothing (the anchor is the mean, or has no usable sum).
+    if (Number.isFinite(dd) && dd > 1e-20 * mm) extra.push(d);
+  }
+  return renormalizeImages([mean, ...extra, ...useful]);
 }
 
 /**

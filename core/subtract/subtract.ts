@@ -10,7 +10,6 @@
  * In both, D = matchedScience − matchedTemplate. Variances add (K²⊗V exactly); masks OR, the
  * template's SAT becoming SAT_TEMPLATE; DETECTED planes of the inputs are not carried over.
  */
-import { availableParallelism } from 'node:os';
 import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
 import { maskBit, maskOf } from '../image/mask.ts';
 import { sigmaClippedStats } from '../image/stats.ts';
@@ -35,7 +34,11 @@ export interface SubtractOptions {
   solution?: KernelSolution;
   /** FFT block side for the convolution engine. */
   blockSize?: number;
-  /** Threads for the convolutions: 1, or 2 (this one and a helper); default 2 when the machine has 2+ cores. */
+  /**
+   * Threads for the convolutions: 1 (default) or 2 (this one and a helper thread). Not yet a gain
+   * as measured on the shared 2-core machine (see the issue-4 note); the tiled pipeline will
+   * parallelise over tiles instead.
+   */
   threads?: number;
   /** Stars already detected (parent coordinates); detected here otherwise. */
   templateStars?: Star[];
@@ -158,7 +161,7 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   const convolveTemplate = sol.mode === 'convolveTemplate';
   const [ref, other] = convolveTemplate ? [tpl, sci] : [sci, tpl];
   const { width: W, height: H, x0, y0 } = science;
-  const threads = Math.max(1, Math.min(2, opts.threads ?? availableParallelism()));
+  const threads = Math.max(1, Math.min(2, opts.threads ?? 1));
   const conv = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: opts.blockSize, threads });
   lap('convolve');
   const bg = backgroundImage(sol, W, H, x0, y0);
