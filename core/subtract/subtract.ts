@@ -49,7 +49,7 @@ export interface SubtractResult {
   difference: MaskedImage;
   /** What was subtracted from the matched science: K⊗T + B (convolveTemplate) or T/ΣK (convolveScience). */
   matchedTemplate: MaskedImage;
-  /** S (convolveTemplate) or (K⊗S + B)/ΣK (convolveScience). */
+  /** S (convolveTemplate: the science input itself, not a copy) or (K⊗S + B)/ΣK (convolveScience). */
   matchedScience: MaskedImage;
   kernel: KernelSolution;
   /** The fitted differential background B, per pixel (zeros when not fitted). */
@@ -171,27 +171,27 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   const edge = maskBit('EDGE');
   const tplBits = (m: number) => ((m & sat) !== 0 ? (m & ~sat) | satT : m);
   const diff = createMaskedImage(W, H, x0, y0);
-  const mT = createMaskedImage(W, H, x0, y0);
-  const mS = createMaskedImage(W, H, x0, y0);
+  // The matched images reuse planes where they can (the science itself, the convolution output
+  // updated in place): at 4096² each MaskedImage is 200 MB.
+  const mS = convolveTemplate ? sci : conv;
+  const mT = convolveTemplate ? conv : createMaskedImage(W, H, x0, y0);
   for (let i = 0; i < W * H; i++) {
     const cm = conv.mask[i]!;
     const isEdge = (cm & edge) !== 0;
+    let sMask: number;
     if (convolveTemplate) {
-      mS.image[i] = sci.image[i]!;
-      mS.variance[i] = sci.variance[i]!;
-      mS.mask[i] = sci.mask[i]! & ~NOT_CARRIED;
+      sMask = sci.mask[i]! & ~NOT_CARRIED;
       mT.image[i] = conv.image[i]! + bg[i]!;
-      mT.variance[i] = conv.variance[i]!;
       mT.mask[i] = tplBits(cm) & ~NOT_CARRIED;
     } else {
       mS.image[i] = isEdge ? 0 : (conv.image[i]! + bg[i]!) / k;
       mS.variance[i] = conv.variance[i]! / (k * k);
-      mS.mask[i] = cm & ~NOT_CARRIED;
+      sMask = mS.mask[i] = cm & ~NOT_CARRIED;
       mT.image[i] = tpl.image[i]! / k;
       mT.variance[i] = tpl.variance[i]! / (k * k);
       mT.mask[i] = tplBits(tpl.mask[i]!) & ~NOT_CARRIED;
     }
-    diff.mask[i] = mS.mask[i]! | mT.mask[i]!;
+    diff.mask[i] = sMask | mT.mask[i]!;
     if ((diff.mask[i]! & edge) !== 0) {
       // No full kernel footprint: not a difference. Finite, flagged, with the unconvolved variance.
       diff.image[i] = 0;
