@@ -71,13 +71,21 @@ export class RecordBuilder {
   private readonly images: Float64Array[] | null;
   private readonly stamp: Float64Array;
   private readonly rows: Float64Array;
-  private readonly cols: Float64Array; // nb × F² convolved basis
-  private readonly wcols: Float64Array;
+  /** nb × F² convolved basis, the background column of ones, then y (then zero padding). */
+  private readonly cols: Float64Array;
+  /** Row 0: √w; rows 1 … nc: w·c_k (zero-padded to whole tiles). */
+  private readonly wrows: Float64Array;
   private readonly w: Float64Array;
   private readonly sw: Float64Array;
+  /** Column nc of cols. */
   private readonly y: Float64Array;
-  private readonly even: Float64Array;
-  private readonly odd: Float64Array;
+  /** Gram tiles: G[r·nColsG + b] = Σ wrows[r]·cols[b]. */
+  private readonly G: Float64Array;
+  private readonly nRowsG: number;
+  private readonly nColsG: number;
+  private readonly dstScratch: Int32Array;
+  /** Per Gaussian: the first tap index worth applying (outer taps below TAP_FLOOR are skipped). */
+  private readonly kStart: Int32Array;
   /** Raw kernels of one Gaussian are ordered by total degree t, then y power: index of (t, py=0). */
   private readonly rawOffset: Int32Array;
 
@@ -96,13 +104,16 @@ export class RecordBuilder {
     this.stamp = new Float64Array(this.S * this.S);
     const maxDeg = this.sep ? Math.max(...this.sep.gaussians.map((g) => g.degree)) : 0;
     this.rows = new Float64Array((maxDeg + 1) * this.S * this.F);
-    this.cols = new Float64Array(this.nc * F2);
-    this.wcols = new Float64Array(this.nc * F2);
+    this.nRowsG = Math.ceil((this.nc + 1) / GRAM_ROWS) * GRAM_ROWS;
+    this.nColsG = this.nc + 1 + GRAM_COLS - 1; // a tile starting at the last used column runs 2 past it
+    this.cols = new Float64Array(this.nColsG * F2);
+    this.wrows = new Float64Array(this.nRowsG * F2);
+    this.G = new Float64Array(this.nRowsG * this.nColsG);
     this.w = new Float64Array(F2);
-    this.sw = new Float64Array(F2);
-    this.y = new Float64Array(F2);
-    this.even = new Float64Array(this.h + 1);
-    this.odd = new Float64Array(this.h + 1);
+    this.sw = this.wrows.subarray(0, F2);
+    this.y = this.cols.subarray(this.nc * F2, (this.nc + 1) * F2);
+    this.dstScratch = new Int32Array(maxDeg + 1);
+    this.kStart = Int32Array.from(this.sep?.gaussians ?? [], (ga) => firstTap(ga.taps, this.h));
     this.rawOffset = Int32Array.from({ length: 12 }, (_, t) => (t * (t + 1)) / 2);
   }
 
@@ -149,38 +160,31 @@ export class RecordBuilder {
     this.convolveColumns();
     if (this.fitForBackground) this.cols.fill(1, nb * F2, (nb + 1) * F2);
 
-    const { cols, wcols, w, sw, y } = this;
+    const { cols, wrows, w, y, G } = this;
+    // Row 0 of wrows is √w (already there), rows 1 … nc are w·c_k; column nc of cols is y.
     for (let k = 0; k < nc; k++) {
       const o = k * F2;
-      for (let p = 0; p < F2; p++) wcols[o + p] = cols[o + p]! * w[p]!;
+      const ow = o + F2;
+      for (let p = 0; p < F2; p++) wrows[ow + p] = cols[o + p]! * w[p]!;
     }
+    gram(wrows, cols, F2, this.nRowsG, nc + 1, this.nColsG, G);
+    const nC = this.nColsG;
     const M = new Float64Array(nc * nc);
     const B = new Float64Array(nc);
     const g = new Float64Array(nc);
     for (let a = 0; a < nc; a++) {
-      const oa = a * F2;
+      const ga = (a + 1) * nC;
       for (let b = a; b < nc; b++) {
-        const ob = b * F2;
-        let s = 0;
-        for (let p = 0; p < F2; p++) s += wcols[oa + p]! * cols[ob + p]!;
+        const s = G[ga + b]!;
         M[a * nc + b] = s;
         M[b * nc + a] = s;
       }
-      let sb = 0;
-      let sg = 0;
-      for (let p = 0; p < F2; p++) {
-        sb += wcols[oa + p]! * y[p]!;
-        sg += sw[p]! * cols[oa + p]!;
-      }
-      B[a] = sb;
-      g[a] = sg;
+      B[a] = G[ga + nc]!;
+      g[a] = G[a]!;
     }
+    const s1 = G[nc]!;
     let yWy = 0;
-    let s1 = 0;
-    for (let p = 0; p < F2; p++) {
-      yWy += w[p]! * y[p]! * y[p]!;
-      s1 += sw[p]! * y[p]!;
-    }
+    for (let p = 0; p < F2; p++) yWy += w[p]! * y[p]! * y[p]!;
     return { ...site, nc, M, B, yWy, g, s1, n };
   }
 
@@ -192,65 +196,24 @@ export class RecordBuilder {
     if (this.sep) {
       const sep = this.sep;
       const rows = this.rows;
-      const even = this.even;
-      const odd = this.odd;
       const h2 = 2 * h;
+      const SF = S * F;
+      const ro = this.rawOffset;
+      const dst = this.dstScratch;
       let k0 = 0;
-      for (const ga of sep.gaussians) {
+      for (let gi = 0; gi < sep.gaussians.length; gi++) {
+        const ga = sep.gaussians[gi]!;
         const deg = ga.degree;
         const taps = ga.taps;
-        // Row pass, all powers at once: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k].
-        // Taps are even/odd in u = k − h for even/odd p, so fold the window: half the multiplies.
-        for (let iy = 0; iy < S; iy++) {
-          const so = iy * S;
-          for (let xf = 0; xf < F; xf++) {
-            const base = so + xf + h2;
-            for (let k = 0; k < h; k++) {
-              const a = stamp[base - k]!;
-              const b = stamp[base - h2 + k]!;
-              even[k] = a + b;
-              odd[k] = a - b;
-            }
-            const mid = stamp[base - h]!;
-            for (let p = 0; p <= deg; p++) {
-              const t = taps[p]!;
-              let sum = 0;
-              if ((p & 1) === 0) {
-                sum = t[h]! * mid;
-                for (let k = 0; k < h; k++) sum += t[k]! * even[k]!;
-              } else {
-                for (let k = 0; k < h; k++) sum += t[k]! * odd[k]!;
-              }
-              rows[p * S * F + iy * F + xf] = sum;
-            }
-          }
-        }
-        // Column pass: for each x power, fold the column window once and apply every y power.
+        // Row pass: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k], for p = 0..deg.
+        for (let p = 0; p <= deg; p++) dst[p] = p * SF;
+        foldPowers(stamp, rows, S, S, 1, h2, F, h, this.kStart[gi]!, taps, deg + 1, dst);
+        // Column pass: for each x power px, the y powers py = 0..deg − px; raw kernel (px, py) is
+        // number rawOffset[px + py] + py of this Gaussian.
         for (let px = 0; px <= deg; px++) {
-          const ro = px * S * F;
-          for (let yf = 0; yf < F; yf++) {
-            for (let xf = 0; xf < F; xf++) {
-              const base = ro + (yf + h2) * F + xf;
-              for (let k = 0; k < h; k++) {
-                const a = rows[base - k * F]!;
-                const b = rows[base - (h2 - k) * F]!;
-                even[k] = a + b;
-                odd[k] = a - b;
-              }
-              const mid = rows[base - h * F]!;
-              for (let py = 0; py + px <= deg; py++) {
-                const t = taps[py]!;
-                let sum = 0;
-                if ((py & 1) === 0) {
-                  sum = t[h]! * mid;
-                  for (let k = 0; k < h; k++) sum += t[k]! * even[k]!;
-                } else {
-                  for (let k = 0; k < h; k++) sum += t[k]! * odd[k]!;
-                }
-                cols[(k0 + this.rawOffset[px + py]! + py) * F2 + yf * F + xf] = sum;
-              }
-            }
-          }
+          const n = deg - px + 1;
+          for (let py = 0; py < n; py++) dst[py] = (k0 + ro[px + py]! + py) * F2;
+          if (!(SKIP1 && n <= SKIP1)) foldPowers(rows, cols, F, F, F, px * SF + h2 * F, F, h, this.kStart[gi]!, taps, n, dst);
         }
         k0 += ((deg + 1) * (deg + 2)) / 2;
       }
@@ -301,6 +264,301 @@ export class RecordBuilder {
   }
 }
 
+/**
+ * Outer taps of a narrow Gaussian underflow the sums they enter: a tap below TAP_FLOOR × the centre
+ * tap moves a convolved value by less than 1e-20 of the largest pixel in its window, far below
+ * double rounding, so those taps are skipped (for σ = 0.7 in a 21-px kernel, |u| ≥ 7: 40 % of the
+ * Gaussian's multiplies). Env override for measurements only.
+ */
+const TAP_FLOOR = Number(process.env.TAP_FLOOR ?? 1e-20);
+
+/** First tap index k (taps run over k = 0 … 2h, symmetric about h) whose magnitude in any power reaches TAP_FLOOR × the centre tap. */
+function firstTap(taps: Float64Array[], h: number): number {
+  const floor = TAP_FLOOR * Math.abs(taps[0]![h]!);
+  for (let k = 0; k < h; k++) {
+    for (const t of taps) if (Math.abs(t[k]!) >= floor || Math.abs(t[2 * h - k]!) >= floor) return k;
+  }
+  return h;
+}
+
+const SKIP1 = Number(process.env.SKIP1 ?? 0);
+const GRAM_ROWS = 3;
+const GRAM_COLS = 3;
+
+/**
+ * G[r·ncol + b] = Σ_p R[r][p]·C[b][p] (rows of length n) for r < nr and max(0, r − 1) ≤ b < nUsed —
+ * what the record needs: row 0 (√w) against every column, row a + 1 (w·c_a) against columns b ≥ a.
+ * Each entry is one running sum over p in order, exactly as a plain dot product; tiles of 3 rows ×
+ * 3 columns share their loads (9 products per 6 loads). R has nr rows and C ncol columns, both
+ * zero-padded, so the tiles at the edges need no remainder code.
+ */
+function gram(R: Float64Array, C: Float64Array, n: number, nr: number, nUsed: number, ncol: number, G: Float64Array): void {
+  for (let r0 = 0; r0 < nr; r0 += 3) {
+    const ra = r0 * n;
+    const rb = ra + n;
+    const rc = rb + n;
+    for (let b0 = Math.max(0, r0 - 1); b0 < nUsed; b0 += 3) {
+      const c0 = b0 * n;
+      const c1 = c0 + n;
+      const c2 = c1 + n;
+      let s00 = 0, s01 = 0, s02 = 0, s10 = 0, s11 = 0, s12 = 0, s20 = 0, s21 = 0, s22 = 0;
+      for (let p = 0; p < n; p++) {
+        const x = R[ra + p]!;
+        const y = R[rb + p]!;
+        const z = R[rc + p]!;
+        const u0 = C[c0 + p]!;
+        const u1 = C[c1 + p]!;
+        const u2 = C[c2 + p]!;
+        s00 += x * u0; s01 += x * u1; s02 += x * u2;
+        s10 += y * u0; s11 += y * u1; s12 += y * u2;
+        s20 += z * u0; s21 += z * u1; s22 += z * u2;
+      }
+      const g0 = r0 * ncol + b0;
+      G[g0] = s00; G[g0 + 1] = s01; G[g0 + 2] = s02;
+      const g1 = g0 + ncol;
+      G[g1] = s10; G[g1 + 1] = s11; G[g1 + 2] = s12;
+      const g2 = g1 + ncol;
+      G[g2] = s20; G[g2 + 1] = s21; G[g2 + 2] = s22;
+    }
+  }
+}
+
+/**
+ * One pass of the separable convolution with the polynomial-Gaussian taps of powers 0 … n−1.
+ * Output row r, column x (x < nx) of power p is
+ *
+ *   dst[dOff[p] + r·nx + x] = Σ_{k=0}^{2h} taps_p[k] · src[base − k·step],  base = start + r·rowStride + x,
+ *
+ * i.e. a row pass (step 1) or a column pass (step = row length). Taps of even/odd p are even/odd in
+ * k − h, so the window is folded — a = src[base − k·step], b = src[base − (2h − k)·step] — and
+ * a + b serves the even powers, a − b the odd ones. Up to five powers share one sweep (and two
+ * adjacent outputs share the tap loads); every output is summed in the same order (centre tap
+ * first, then k = 0 … h−1) whatever the grouping, so the result does not depend on it.
+ */
+function foldPowers(
+  src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number,
+  h: number, kFrom: number, taps: Float64Array[], n: number, dOff: Int32Array,
+): void {
+  // Every sweep starts at an even power (the fold functions take slot 0 as even): 4s, then the rest.
+  for (let p = 0; p < n;) {
+    const left = n - p;
+    if (left === 5) {
+      fold5(src, dst, nRows, rowStride, step, start, nx, h, kFrom, taps[p]!, taps[p + 1]!, taps[p + 2]!, taps[p + 3]!, taps[p + 4]!,
+        dOff[p]!, dOff[p + 1]!, dOff[p + 2]!, dOff[p + 3]!, dOff[p + 4]!);
+      p += 5;
+    } else if (left >= 4) {
+      fold4(src, dst, nRows, rowStride, step, start, nx, h, kFrom, taps[p]!, taps[p + 1]!, taps[p + 2]!, taps[p + 3]!, dOff[p]!, dOff[p + 1]!, dOff[p + 2]!, dOff[p + 3]!);
+      p += 4;
+    } else if (left === 3) {
+      fold3(src, dst, nRows, rowStride, step, start, nx, h, kFrom, taps[p]!, taps[p + 1]!, taps[p + 2]!, dOff[p]!, dOff[p + 1]!, dOff[p + 2]!);
+      p += 3;
+    } else if (left === 2) {
+      fold2(src, dst, nRows, rowStride, step, start, nx, h, kFrom, taps[p]!, taps[p + 1]!, dOff[p]!, dOff[p + 1]!);
+      p += 2;
+    } else {
+      fold1(src, dst, nRows, rowStride, step, start, nx, h, kFrom, taps[p]!, dOff[p]!);
+      p += 1;
+    }
+  }
+}
+
+function fold1(src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number, h: number, kFrom: number,
+  t0: Float64Array, d0: number): void {
+  const c0 = t0[h]!;
+  const span = 2 * h * step;
+  const hs = h * step;
+  for (let r = 0; r < nRows; r++) {
+    const rb = start + r * rowStride;
+    const ob = r * nx;
+    for (let x = 0; x < nx; x += 4) {
+      if (x > nx - 4) x = nx - 4; // the last group of four overlaps the one before
+      const base = rb + x;
+      const lo = base - span;
+      const mi = base - hs;
+      let s0 = c0 * src[mi]!;
+      let s1 = c0 * src[mi + 1]!;
+      let s2 = c0 * src[mi + 2]!;
+      let s3 = c0 * src[mi + 3]!;
+      for (let k = kFrom, ks = kFrom * step; k < h; k++, ks += step) {
+        const i1 = base - ks;
+        const i2 = lo + ks;
+        const u0 = t0[k]!;
+        s0 += u0 * (src[i1]! + src[i2]!);
+        s1 += u0 * (src[i1 + 1]! + src[i2 + 1]!);
+        s2 += u0 * (src[i1 + 2]! + src[i2 + 2]!);
+        s3 += u0 * (src[i1 + 3]! + src[i2 + 3]!);
+      }
+      const o = d0 + ob + x;
+      dst[o] = s0;
+      dst[o + 1] = s1;
+      dst[o + 2] = s2;
+      dst[o + 3] = s3;
+    }
+  }
+}
+
+function fold2(src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number, h: number, kFrom: number,
+  t0: Float64Array, t1: Float64Array, d0: number, d1: number): void {
+  const c0 = t0[h]!;
+  const span = 2 * h * step;
+  const hs = h * step;
+  for (let r = 0; r < nRows; r++) {
+    const rb = start + r * rowStride;
+    const ob = r * nx;
+    for (let x = 0; x < nx; x += 4) {
+      if (x > nx - 4) x = nx - 4; // the last group of four overlaps the one before
+      const base = rb + x;
+      const lo = base - span;
+      const mi = base - hs;
+      let s0 = c0 * src[mi]!, s1 = c0 * src[mi + 1]!, s2 = c0 * src[mi + 2]!, s3 = c0 * src[mi + 3]!;
+      let q0 = 0, q1 = 0, q2 = 0, q3 = 0;
+      for (let k = kFrom, ks = kFrom * step; k < h; k++, ks += step) {
+        const i1 = base - ks;
+        const i2 = lo + ks;
+        const u0 = t0[k]!;
+        const u1 = t1[k]!;
+        const a0 = src[i1]!, b0 = src[i2]!, a1 = src[i1 + 1]!, b1 = src[i2 + 1]!;
+        const a2 = src[i1 + 2]!, b2 = src[i2 + 2]!, a3 = src[i1 + 3]!, b3 = src[i2 + 3]!;
+        s0 += u0 * (a0 + b0); q0 += u1 * (a0 - b0);
+        s1 += u0 * (a1 + b1); q1 += u1 * (a1 - b1);
+        s2 += u0 * (a2 + b2); q2 += u1 * (a2 - b2);
+        s3 += u0 * (a3 + b3); q3 += u1 * (a3 - b3);
+      }
+      const o = ob + x;
+      dst[d0 + o] = s0; dst[d0 + o + 1] = s1; dst[d0 + o + 2] = s2; dst[d0 + o + 3] = s3;
+      dst[d1 + o] = q0; dst[d1 + o + 1] = q1; dst[d1 + o + 2] = q2; dst[d1 + o + 3] = q3;
+    }
+  }
+}
+
+function fold3(src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number, h: number, kFrom: number,
+  t0: Float64Array, t1: Float64Array, t2: Float64Array, d0: number, d1: number, d2: number): void {
+  const c0 = t0[h]!;
+  const c2 = t2[h]!;
+  const span = 2 * h * step;
+  const hs = h * step;
+  for (let r = 0; r < nRows; r++) {
+    const rb = start + r * rowStride;
+    const ob = r * nx;
+    for (let x = 0; x < nx; x += 2) {
+      if (x === nx - 1) x--; // odd width: the last pair overlaps the one before
+      const base = rb + x;
+      const lo = base - span;
+      const m = src[base - hs]!;
+      const mm = src[base + 1 - hs]!;
+      let s0 = c0 * m, s1 = 0, s2 = c2 * m;
+      let q0 = c0 * mm, q1 = 0, q2 = c2 * mm;
+      for (let k = kFrom, ks = kFrom * step; k < h; k++, ks += step) {
+        const i1 = base - ks;
+        const i2 = lo + ks;
+        const a = src[i1]!;
+        const b = src[i2]!;
+        const aa = src[i1 + 1]!;
+        const bb = src[i2 + 1]!;
+        const e = a + b;
+        const ee = aa + bb;
+        const d = a - b;
+        const dd = aa - bb;
+        const u0 = t0[k]!;
+        const u1 = t1[k]!;
+        const u2 = t2[k]!;
+        s0 += u0 * e; s1 += u1 * d; s2 += u2 * e;
+        q0 += u0 * ee; q1 += u1 * dd; q2 += u2 * ee;
+      }
+      const o = ob + x;
+      dst[d0 + o] = s0; dst[d1 + o] = s1; dst[d2 + o] = s2;
+      dst[d0 + o + 1] = q0; dst[d1 + o + 1] = q1; dst[d2 + o + 1] = q2;
+    }
+  }
+}
+
+function fold4(src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number, h: number, kFrom: number,
+  t0: Float64Array, t1: Float64Array, t2: Float64Array, t3: Float64Array, d0: number, d1: number, d2: number, d3: number): void {
+  const c0 = t0[h]!;
+  const c2 = t2[h]!;
+  const span = 2 * h * step;
+  const hs = h * step;
+  for (let r = 0; r < nRows; r++) {
+    const rb = start + r * rowStride;
+    const ob = r * nx;
+    for (let x = 0; x < nx; x += 2) {
+      if (x === nx - 1) x--; // odd width: the last pair overlaps the one before
+      const base = rb + x;
+      const lo = base - span;
+      const m = src[base - hs]!;
+      const mm = src[base + 1 - hs]!;
+      let s0 = c0 * m, s1 = 0, s2 = c2 * m, s3 = 0;
+      let q0 = c0 * mm, q1 = 0, q2 = c2 * mm, q3 = 0;
+      for (let k = kFrom, ks = kFrom * step; k < h; k++, ks += step) {
+        const i1 = base - ks;
+        const i2 = lo + ks;
+        const a = src[i1]!;
+        const b = src[i2]!;
+        const aa = src[i1 + 1]!;
+        const bb = src[i2 + 1]!;
+        const e = a + b;
+        const ee = aa + bb;
+        const d = a - b;
+        const dd = aa - bb;
+        const u0 = t0[k]!;
+        const u1 = t1[k]!;
+        const u2 = t2[k]!;
+        const u3 = t3[k]!;
+        s0 += u0 * e; s1 += u1 * d; s2 += u2 * e; s3 += u3 * d;
+        q0 += u0 * ee; q1 += u1 * dd; q2 += u2 * ee; q3 += u3 * dd;
+      }
+      const o = ob + x;
+      dst[d0 + o] = s0; dst[d1 + o] = s1; dst[d2 + o] = s2; dst[d3 + o] = s3;
+      dst[d0 + o + 1] = q0; dst[d1 + o + 1] = q1; dst[d2 + o + 1] = q2; dst[d3 + o + 1] = q3;
+    }
+  }
+}
+
+function fold5(src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number, h: number, kFrom: number,
+  t0: Float64Array, t1: Float64Array, t2: Float64Array, t3: Float64Array, t4: Float64Array, d0: number, d1: number, d2: number, d3: number, d4: number): void {
+  const c0 = t0[h]!;
+  const c2 = t2[h]!;
+  const c4 = t4[h]!;
+  const span = 2 * h * step;
+  const hs = h * step;
+  for (let r = 0; r < nRows; r++) {
+    const rb = start + r * rowStride;
+    const ob = r * nx;
+    for (let x = 0; x < nx; x += 2) {
+      if (x === nx - 1) x--; // odd width: the last pair overlaps the one before
+      const base = rb + x;
+      const lo = base - span;
+      const m = src[base - hs]!;
+      const mm = src[base + 1 - hs]!;
+      let s0 = c0 * m, s1 = 0, s2 = c2 * m, s3 = 0, s4 = c4 * m;
+      let q0 = c0 * mm, q1 = 0, q2 = c2 * mm, q3 = 0, q4 = c4 * mm;
+      for (let k = kFrom, ks = kFrom * step; k < h; k++, ks += step) {
+        const i1 = base - ks;
+        const i2 = lo + ks;
+        const a = src[i1]!;
+        const b = src[i2]!;
+        const aa = src[i1 + 1]!;
+        const bb = src[i2 + 1]!;
+        const e = a + b;
+        const ee = aa + bb;
+        const d = a - b;
+        const dd = aa - bb;
+        const u0 = t0[k]!;
+        const u1 = t1[k]!;
+        const u2 = t2[k]!;
+        const u3 = t3[k]!;
+        const u4 = t4[k]!;
+        s0 += u0 * e; s1 += u1 * d; s2 += u2 * e; s3 += u3 * d; s4 += u4 * e;
+        q0 += u0 * ee; q1 += u1 * dd; q2 += u2 * ee; q3 += u3 * dd; q4 += u4 * ee;
+      }
+      const o = ob + x;
+      dst[d0 + o] = s0; dst[d1 + o] = s1; dst[d2 + o] = s2; dst[d3 + o] = s3; dst[d4 + o] = s4;
+      dst[d0 + o + 1] = q0; dst[d1 + o + 1] = q1; dst[d2 + o + 1] = q2; dst[d3 + o + 1] = q3; dst[d4 + o + 1] = q4;
+    }
+  }
+}
+
+
 /** Re-express a record in a new basis: a_old = T·a_new (T is nbOld × nbNew, row-major); the background column maps to itself. */
 export function transformRecord(rec: CandidateRecord, T: Float64Array, nbOld: number, nbNew: number, fitForBackground: boolean): CandidateRecord {
   const ncOld = rec.nc;
@@ -343,3 +601,4 @@ export function transformRecord(rec: CandidateRecord, T: Float64Array, nbOld: nu
   }
   return { ...rec, nc: ncNew, M, B, g };
 }
+
