@@ -57,6 +57,12 @@ export function fitHalfWidth(kernelSize: number): number {
 /**
  * Builds records for one basis. Scratch buffers are allocated once and reused, so building
  * thousands of records allocates only the records themselves.
+ *
+ * Cost (Alard–Lupton, the common case) is two parts of similar size: the separable convolutions
+ * (foldPowers: a row pass per Gaussian for all its x powers, then a column pass per x power for all
+ * its y powers, the windows folded by tap symmetry) and the Gram matrix (gram: register-tiled dot
+ * products). Both keep every sum in the order of a plain loop, so the grouping is free to change
+ * for speed without changing a bit of the result; the one approximation is TAP_FLOOR.
  */
 export class RecordBuilder {
   readonly spec: BasisSpec;
@@ -131,10 +137,14 @@ export class RecordBuilder {
     if (rx0 < 0 || ry0 < 0 || rx0 + S > ref.width || ry0 + S > ref.height || tx0 < 0 || ty0 < 0 || tx0 + F > tgt.width || ty0 + F > tgt.height) {
       throw new KernelError('BAD_INPUT', `candidate at (${site.cx}, ${site.cy}) needs a ${S}-pixel stamp that the images do not cover`);
     }
+    // The stamp, non-finite values set to 0 (v − v is 0 exactly when v is finite).
     const stamp = this.stamp;
     for (let j = 0; j < S; j++) {
       const src = (ry0 + j) * ref.width + rx0;
-      for (let i = 0; i < S; i++) stamp[j * S + i] = ref.image[src + i]!;
+      for (let i = 0; i < S; i++) {
+        const v = ref.image[src + i]!;
+        stamp[j * S + i] = v - v === 0 ? v : 0;
+      }
     }
     // Weights and target values over the fit region.
     const F2 = F * F;
@@ -155,17 +165,29 @@ export class RecordBuilder {
         if (ok) n++;
       }
     }
-    for (let p = 0; p < S * S; p++) if (!Number.isFinite(stamp[p]!)) stamp[p] = 0;
 
     this.convolveColumns();
     if (this.fitForBackground) this.cols.fill(1, nb * F2, (nb + 1) * F2);
 
     const { cols, wrows, w, y, G } = this;
-    // Row 0 of wrows is √w (already there), rows 1 … nc are w·c_k; column nc of cols is y.
+    // Row 0 of wrows is √w (already there), rows 1 … nc are w·c_k; column nc of cols is y. For
+    // Alard–Lupton the raw columns are renormalised on the way: final_k = alpha_k·raw_k + beta_k·raw_0.
+    const alpha = this.sep?.alpha;
+    const beta = this.sep?.beta;
     for (let k = 0; k < nc; k++) {
       const o = k * F2;
       const ow = o + F2;
-      for (let p = 0; p < F2; p++) wrows[ow + p] = cols[o + p]! * w[p]!;
+      if (alpha && beta && k > 0 && k < nb) {
+        const a = alpha[k]!;
+        const b = beta[k]!;
+        for (let p = 0; p < F2; p++) {
+          const c = a * cols[o + p]! + b * cols[p]!;
+          cols[o + p] = c;
+          wrows[ow + p] = c * w[p]!;
+        }
+      } else {
+        for (let p = 0; p < F2; p++) wrows[ow + p] = cols[o + p]! * w[p]!;
+      }
     }
     gram(wrows, cols, F2, this.nRowsG, nc + 1, this.nColsG, G);
     const nC = this.nColsG;
@@ -188,7 +210,10 @@ export class RecordBuilder {
     return { ...site, nc, M, B, yWy, g, s1, n };
   }
 
-  /** Fill cols[k·F² …] with basis kernel k convolved with the stamp, over the fit region. */
+  /**
+   * Fill cols[k·F² …] with basis kernel k convolved with the stamp, over the fit region (for
+   * Alard–Lupton the raw kernels: build() applies the renormalisation).
+   */
   private convolveColumns(): void {
     const { S, F, h, nb, stamp, cols } = this;
     const F2 = F * F;
@@ -205,25 +230,21 @@ export class RecordBuilder {
         const ga = sep.gaussians[gi]!;
         const deg = ga.degree;
         const taps = ga.taps;
-        // Row pass: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k], for p = 0..deg.
-        for (let p = 0; p <= deg; p++) dst[p] = p * SF;
-        foldPowers(stamp, rows, S, S, 1, h2, F, h, this.kStart[gi]!, taps, deg + 1, dst);
+        const kFrom = this.kStart[gi]!;
+        // Row pass: rows[p][iy][xf] = Σ_k taps_p[k]·stamp[iy][xf + 2h − k], for p = 0..deg — only
+        // for the rows the column pass reads with this Gaussian's taps, iy ∈ [kFrom, S − kFrom).
+        for (let p = 0; p <= deg; p++) dst[p] = p * SF + kFrom * F;
+        foldPowers(stamp, rows, S - 2 * kFrom, S, 1, kFrom * S + h2, F, h, kFrom, taps, deg + 1, dst);
         // Column pass: for each x power px, the y powers py = 0..deg − px; raw kernel (px, py) is
         // number rawOffset[px + py] + py of this Gaussian.
         for (let px = 0; px <= deg; px++) {
           const n = deg - px + 1;
           for (let py = 0; py < n; py++) dst[py] = (k0 + ro[px + py]! + py) * F2;
-          if (!(SKIP1 && n <= SKIP1)) foldPowers(rows, cols, F, F, F, px * SF + h2 * F, F, h, this.kStart[gi]!, taps, n, dst);
+          foldPowers(rows, cols, F, F, F, px * SF + h2 * F, F, h, kFrom, taps, n, dst);
         }
         k0 += ((deg + 1) * (deg + 2)) / 2;
       }
-      // Renormalise: final_i = alpha_i·raw_i + beta_i·raw_0.
-      for (let i = 1; i < nb; i++) {
-        const a = sep.alpha[i]!;
-        const b = sep.beta[i]!;
-        const o = i * F2;
-        for (let p = 0; p < F2; p++) cols[o + p] = a * cols[o + p]! + b * cols[p]!;
-      }
+      // The renormalisation final_i = alpha_i·raw_i + beta_i·raw_0 is applied by build(), with the weights.
       return;
     }
     if (this.spec.type === 'delta-function') {
@@ -265,12 +286,12 @@ export class RecordBuilder {
 }
 
 /**
- * Outer taps of a narrow Gaussian underflow the sums they enter: a tap below TAP_FLOOR × the centre
- * tap moves a convolved value by less than 1e-20 of the largest pixel in its window, far below
- * double rounding, so those taps are skipped (for σ = 0.7 in a 21-px kernel, |u| ≥ 7: 40 % of the
- * Gaussian's multiplies). Env override for measurements only.
+ * Outer taps of a narrow Gaussian vanish in the sums they enter: a tap below TAP_FLOOR × the centre
+ * tap moves a convolved value by ~1e-20 of the largest pixel in its window, far below double
+ * rounding, so those taps are skipped (σ = 0.7 in a 21-px kernel: |u| ≥ 7, 40 % of that Gaussian's
+ * multiplies). Records change by ≲ 1e-15 relative (measured 4e-16 on the kernel bench).
  */
-const TAP_FLOOR = Number(process.env.TAP_FLOOR ?? 1e-20);
+const TAP_FLOOR = 1e-20;
 
 /** First tap index k (taps run over k = 0 … 2h, symmetric about h) whose magnitude in any power reaches TAP_FLOOR × the centre tap. */
 function firstTap(taps: Float64Array[], h: number): number {
@@ -281,7 +302,6 @@ function firstTap(taps: Float64Array[], h: number): number {
   return h;
 }
 
-const SKIP1 = Number(process.env.SKIP1 ?? 0);
 const GRAM_ROWS = 3;
 const GRAM_COLS = 3;
 
@@ -327,13 +347,14 @@ function gram(R: Float64Array, C: Float64Array, n: number, nr: number, nUsed: nu
  * One pass of the separable convolution with the polynomial-Gaussian taps of powers 0 … n−1.
  * Output row r, column x (x < nx) of power p is
  *
- *   dst[dOff[p] + r·nx + x] = Σ_{k=0}^{2h} taps_p[k] · src[base − k·step],  base = start + r·rowStride + x,
+ *   dst[dOff[p] + r·nx + x] = Σ_{k=kFrom}^{2h−kFrom} taps_p[k] · src[base − k·step],  base = start + r·rowStride + x,
  *
  * i.e. a row pass (step 1) or a column pass (step = row length). Taps of even/odd p are even/odd in
  * k − h, so the window is folded — a = src[base − k·step], b = src[base − (2h − k)·step] — and
- * a + b serves the even powers, a − b the odd ones. Up to five powers share one sweep (and two
- * adjacent outputs share the tap loads); every output is summed in the same order (centre tap
- * first, then k = 0 … h−1) whatever the grouping, so the result does not depend on it.
+ * a + b serves the even powers, a − b the odd ones. Up to five powers share one sweep, and 2–4
+ * adjacent outputs share the tap loads (the last group of a row overlapping the one before, so any
+ * nx ≥ 4 works); every output is summed in the same order (centre tap first, then k = kFrom … h−1)
+ * whatever the grouping, so the result does not depend on it.
  */
 function foldPowers(
   src: Float64Array, dst: Float64Array, nRows: number, rowStride: number, step: number, start: number, nx: number,
