@@ -129,12 +129,3 @@ test('mask OR over the window equals brute force, any half-width, at the borders
     }
   }
 });
-
-test('two threads give the same bytes as one (block rows split between this thread and a helper)', () => {
-  const ref = starField(300, 700, 7);
-  const sol = strongSolution(300, 700, 1, [3.0, 4.5], 8);
-  const one = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: 64, threads: 1 });
-  const two = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: 64, threads: 2 });
-  assert.deepEqual(Buffer.from(two.image.buffer), Buffer.from(one.image.buffer));
-  assert.deepEqual(Buffer.from(two.variance.buffer), Buffer.from(one.variance.buffer));
-});

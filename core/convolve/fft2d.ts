@@ -5,6 +5,12 @@
  */
 import FFT from 'fft.js';
 
+export function nextPow2(v: number): number {
+  let p = 4;
+  while (p < v) p *= 2;
+  return p;
+}
+
 export class Fft2 {
   readonly n: number;
   private readonly f: FFT;
@@ -22,6 +28,23 @@ export class Fft2 {
   /** Complex array of n² points (zeros). */
   create(): Float64Array {
     return new Float64Array(2 * this.n * this.n);
+  }
+
+  /**
+   * The spectrum of a size×size kernel ([(v+h)·size + (u+h)] = K(u, v)) placed with K(0, 0) at the
+   * origin (K(u, v) at ((u mod n), (v mod n))), so that a product of spectra is convolution by K.
+   */
+  kernelSpectrum(k: Float64Array, size: number): Float64Array {
+    const { n } = this;
+    const h = (size - 1) / 2;
+    const z = this.create();
+    for (let v = -h; v <= h; v++) {
+      const row = ((v + n) % n) * n;
+      for (let u = -h; u <= h; u++) z[2 * (row + ((u + n) % n))] = k[(v + h) * size + (u + h)]!;
+    }
+    const s = this.create();
+    this.forward(z, s);
+    return s;
   }
 
   /** z: row-major complex image (rows ≥ `rows` zero) → spec: its 2-D DFT in transposed order (spec[kx][ky]). */

@@ -20,18 +20,14 @@
 import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
 import { maskBit } from '../image/mask.ts';
 import { type KernelSolution, spatialKernelImages } from '../kernel/solution.ts';
-import { scaleToDomain, type SpatialDomain, type SpatialType } from '../kernel/spatial.ts';
-import { Fft2 } from './fft2d.ts';
+import { basis1d, scaleToDomain, termPowers, type SpatialDomain, type SpatialType } from '../kernel/spatial.ts';
+import { Fft2, nextPow2 } from './fft2d.ts';
 import { orWindow } from './mask-window.ts';
-import { parallelBlockConvolve } from './parallel.ts';
 
-export interface SpatialKernel {
-  size: number;
+/** A spatially varying kernel: K(x, y) = Σ_s f_s(x, y)·terms[s], f_s the grid's spatial functions. */
+export interface SpatialKernel extends BlockGrid {
   /** Spatial term images K_s, size² each, [(v+h)·size + (u+h)] = K_s(u, v). */
   terms: Float64Array[];
-  type: SpatialType;
-  order: number;
-  domain: SpatialDomain;
 }
 
 export function spatialKernelOf(sol: KernelSolution): SpatialKernel {
@@ -41,30 +37,8 @@ export function spatialKernelOf(sol: KernelSolution): SpatialKernel {
 export interface ConvolveOptions {
   /** FFT block side (power of two); default: 256, or 512 for kernels wider than 64 px. */
   blockSize?: number;
-  /** Threads for the FFT blocks (this one plus helpers; default 1). */
-  threads?: number;
   /** Also convolve the variance with K² (default true). */
   variance?: boolean;
-}
-
-function nextPow2(v: number): number {
-  let p = 4;
-  while (p < v) p *= 2;
-  return p;
-}
-
-/** 1-D spatial basis values at t. */
-function basis1d(type: SpatialType, order: number, t: number, out: Float64Array, o: number): void {
-  out[o] = 1;
-  if (order >= 1) out[o + 1] = t;
-  for (let k = 2; k <= order; k++) out[o + k] = type === 'chebyshev1' ? 2 * t * out[o + k - 1]! - out[o + k - 2]! : t * out[o + k - 1]!;
-}
-
-/** (ax, ay) exponents of term s, in spatial.ts's order: by total degree, then rising y power. */
-function termPowers(order: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (let t = 0; t <= order; t++) for (let j = 0; j <= t; j++) out.push([t - j, j]);
-  return out;
 }
 
 function isZero(a: Float64Array): boolean {
@@ -99,56 +73,17 @@ export interface BlockGrid {
  */
 export function blockConvolve(
   inputs: ReadonlyArray<Float32Array>, W: number, H: number, x0: number, y0: number,
-  grid: BlockGrid, jobs: ReadonlyArray<ConvolutionJob>, nOut: number, blockSize?: number, threads = 1,
+  grid: BlockGrid, jobs: ReadonlyArray<ConvolutionJob>, nOut: number, blockSize?: number,
 ): Float32Array[] {
-  const h = (grid.size - 1) / 2;
-  const N = chooseBlockSize(grid.size, W, H, blockSize);
-  const nRows = W <= 2 * h || H <= 2 * h ? 0 : Math.ceil((H - 2 * h) / (N - 2 * h));
-  if (threads > 1 && nRows >= 2) return parallelBlockConvolve({ inputs, W, H, x0, y0, grid, jobs, nOut, N, nRows });
-  const outs = Array.from({ length: nOut }, () => new Float32Array(W * H));
-  blockConvolveRows({ inputs, W, H, x0, y0, grid, jobs, nOut, N }, outs, 0, nRows);
-  return outs;
-}
-
-export function chooseBlockSize(size: number, W: number, H: number, blockSize?: number): number {
-  const h = (size - 1) / 2;
-  const N = blockSize ?? Math.min(size > 64 ? 512 : 256, Math.max(nextPow2(Math.max(W, H) + 2 * h), nextPow2(4 * size)));
-  if (!(N > 2 * h)) throw new RangeError(`block size ${N} must exceed the kernel size ${size}`);
-  return N;
-}
-
-/** Everything a thread needs to convolve some block rows (structured-cloneable). */
-export interface BlockTask {
-  inputs: ReadonlyArray<Float32Array>;
-  W: number;
-  H: number;
-  x0: number;
-  y0: number;
-  grid: BlockGrid;
-  jobs: ReadonlyArray<ConvolutionJob>;
-  nOut: number;
-  N: number;
-}
-
-/** Block rows [r0, r1) of the task, written into `outs` (W×H planes; other rows untouched). */
-export function blockConvolveRows(task: BlockTask, outs: Float32Array[], r0: number, r1: number): void {
-  const { inputs, W, H, x0, y0, grid, jobs, nOut, N } = task;
   const { size, order } = grid;
   const h = (size - 1) / 2;
-  if (W <= 2 * h || H <= 2 * h || jobs.length === 0 || r1 <= r0) return;
+  const outs = Array.from({ length: nOut }, () => new Float32Array(W * H));
+  if (W <= 2 * h || H <= 2 * h || jobs.length === 0) return outs;
+  const N = blockSize ?? Math.min(size > 64 ? 512 : 256, Math.max(nextPow2(Math.max(W, H) + 2 * h), nextPow2(4 * size)));
+  if (!(N > 2 * h)) throw new RangeError(`block size ${N} must exceed the kernel size ${size}`);
   const L = N - 2 * h;
   const fft = new Fft2(N);
-  // Kernel spectra: K(u, v) placed at ((u mod N), (v mod N)).
-  const spectra = jobs.map((job) => {
-    const z = fft.create();
-    for (let v = -h; v <= h; v++) {
-      const row = ((v + N) % N) * N;
-      for (let u = -h; u <= h; u++) z[2 * (row + ((u + N) % N))] = job.kernel[(v + h) * size + (u + h)]!;
-    }
-    const sp = fft.create();
-    fft.forward(z, sp);
-    return sp;
-  });
+  const spectra = jobs.map((job) => fft.kernelSpectrum(job.kernel, size));
   const a = inputs[0]!;
   const b = inputs[1];
   const z = fft.create();
@@ -164,7 +99,7 @@ export function blockConvolveRows(task: BlockTask, outs: Float32Array[], r0: num
   const yw = new Float64Array(L);
   const N2 = N * N;
 
-  for (let cy = h + r0 * L; cy < Math.min(H - h, h + r1 * L); cy += L) {
+  for (let cy = h; cy < H - h; cy += L) {
     const ly = Math.min(L, H - h - cy);
     for (let cx = h; cx < W - h; cx += L) {
       const lx = Math.min(L, W - h - cx);
@@ -254,6 +189,7 @@ export function blockConvolveRows(task: BlockTask, outs: Float32Array[], r0: num
       }
     }
   }
+  return outs;
 }
 
 /** Jobs for K(x)⊗T (target 0) and, with `variance`, K(x)²⊗V (target 1), from the spatial terms. */
@@ -291,7 +227,7 @@ export function convolveSpatial(ref: MaskedImage, kernel: SpatialKernel, opts: C
       out.mask[o] = x < h || y < h || x >= W - h || y >= H - h ? edge : winMask[o]!;
     }
   }
-  const [img, vr] = blockConvolve(wantVar ? [ref.image, ref.variance] : [ref.image], W, H, ref.x0, ref.y0, kernel, spatialJobs(kernel, wantVar), 2, opts.blockSize, opts.threads);
+  const [img, vr] = blockConvolve(wantVar ? [ref.image, ref.variance] : [ref.image], W, H, ref.x0, ref.y0, kernel, spatialJobs(kernel, wantVar), 2, opts.blockSize);
   out.image = img!;
   out.variance = vr!;
   return out;

@@ -17,11 +17,18 @@ export function nSpatialTerms(order: number): number {
   return ((order + 1) * (order + 2)) / 2;
 }
 
-/** Values T_0..T_order (or 1, t, t², …) at t, into out. */
-function basis1d(type: SpatialType, order: number, t: number, out: Float64Array): void {
-  out[0] = 1;
-  if (order >= 1) out[1] = t;
-  for (let k = 2; k <= order; k++) out[k] = type === 'chebyshev1' ? 2 * t * out[k - 1]! - out[k - 2]! : t * out[k - 1]!;
+/** Values T_0..T_order (or 1, t, t², …) at t, into out[o …]. */
+export function basis1d(type: SpatialType, order: number, t: number, out: Float64Array, o = 0): void {
+  out[o] = 1;
+  if (order >= 1) out[o + 1] = t;
+  for (let k = 2; k <= order; k++) out[o + k] = type === 'chebyshev1' ? 2 * t * out[o + k - 1]! - out[o + k - 2]! : t * out[o + k - 1]!;
+}
+
+/** (x power, y power) of each term, in the order the evaluator fills them. */
+export function termPowers(order: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (let t = 0; t <= order; t++) for (let j = 0; j <= t; j++) out.push([t - j, j]);
+  return out;
 }
 
 export function scaleToDomain(d: SpatialDomain, x: number, y: number): [number, number] {

@@ -9,7 +9,7 @@
  * σ-clipped mean variances, as ip_diffim does. The variance plane is rebuilt for independent input
  * pixels: V' = ψ²⊗V_u + (ψ⊗K)²⊗V_c.
  */
-import { Fft2 } from '../convolve/fft2d.ts';
+import { Fft2, nextPow2 } from '../convolve/fft2d.ts';
 
 export interface DecorrelationKernel {
   /** ψ, size×size, [(v+h)·size + (u+h)], unit sum. */
@@ -24,12 +24,6 @@ export interface DecorrelationKernel {
   cropLoss: number;
 }
 
-function nextPow2(v: number): number {
-  let p = 4;
-  while (p < v) p *= 2;
-  return p;
-}
-
 /**
  * ψ for matching kernel `k` (size n, unit-free: κ = Σk) given the mean variances of the unconvolved
  * (σ_u²) and convolved (σ_c²) images in the difference's units. ψ is cropped to `size` (default n)
@@ -40,15 +34,10 @@ export function decorrelationKernel(k: Float64Array, n: number, varU: number, va
   const hk = (n - 1) / 2;
   const N = nextPow2(4 * Math.max(n, size));
   const fft = new Fft2(N);
-  const z = fft.create();
   let kappa = 0;
-  for (let v = -hk; v <= hk; v++) for (let u = -hk; u <= hk; u++) {
-    const val = k[(v + hk) * n + (u + hk)]!;
-    kappa += val;
-    z[2 * (((v + N) % N) * N + ((u + N) % N))] = val;
-  }
-  const spec = fft.create();
-  fft.forward(z, spec);
+  for (const v of k) kappa += v;
+  const spec = fft.kernelSpectrum(k, n);
+  const z = fft.create();
   const num = varU + kappa * kappa * varC;
   for (let i = 0; i < spec.length; i += 2) {
     const p2 = spec[i]! * spec[i]! + spec[i + 1]! * spec[i + 1]!;

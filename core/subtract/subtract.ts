@@ -18,7 +18,7 @@ import {
   fitKernel, kernelImageAt, KernelError, measureShape, resolveKernelConfig,
   type KernelConfig, type KernelPreset, type KernelSolution,
 } from '../kernel/index.ts';
-import { scaleToDomain } from '../kernel/spatial.ts';
+import { basis1d, scaleToDomain, termPowers } from '../kernel/spatial.ts';
 import { blockConvolve, convolveSpatial, spatialKernelOf } from '../convolve/spatial.ts';
 import { orWindow } from '../convolve/mask-window.ts';
 import { decorrelationKernel, embedKernel, type DecorrelationKernel } from './decorrelate.ts';
@@ -34,12 +34,6 @@ export interface SubtractOptions {
   solution?: KernelSolution;
   /** FFT block side for the convolution engine. */
   blockSize?: number;
-  /**
-   * Threads for the convolutions: 1 (default) or 2 (this one and a helper thread). Not yet a gain
-   * as measured on the shared 2-core machine (see the issue-4 note); the tiled pipeline will
-   * parallelise over tiles instead.
-   */
-  threads?: number;
   /** Stars already detected (parent coordinates); detected here otherwise. */
   templateStars?: Star[];
   scienceStars?: Star[];
@@ -90,31 +84,22 @@ export function backgroundImage(sol: KernelSolution, width: number, height: numb
   const out = new Float32Array(width * height);
   const coefs = sol.backgroundCoefficients;
   if (coefs.length === 0) return out;
-  const order = sol.spatial.bgOrder;
-  const cheb = sol.spatial.type === 'chebyshev1';
-  const b1 = (t: number, o: Float64Array) => {
-    o[0] = 1;
-    if (order >= 1) o[1] = t;
-    for (let k = 2; k <= order; k++) o[k] = cheb ? 2 * t * o[k - 1]! - o[k - 2]! : t * o[k - 1]!;
-  };
-  const bx = new Float64Array((order + 1) * width);
-  const tmp = new Float64Array(order + 1);
-  for (let x = 0; x < width; x++) {
-    b1(scaleToDomain(sol.spatial.domain, x + x0, 0)[0], tmp);
-    bx.set(tmp, x * (order + 1));
-  }
-  const by = new Float64Array(order + 1);
-  // Per row, the polynomial in x: c_a(y) = Σ_j coef(a, j)·T_j(y), terms ordered by total degree then y power.
-  const cx = new Float64Array(order + 1);
+  const { type, bgOrder: order, domain } = sol.spatial;
+  const nb = order + 1;
+  const bx = new Float64Array(nb * width);
+  for (let x = 0; x < width; x++) basis1d(type, order, scaleToDomain(domain, x + x0, 0)[0], bx, x * nb);
+  const by = new Float64Array(nb);
+  const powers = termPowers(order);
+  // Per row, the polynomial in x: c[a] = Σ over terms (a, j) of coef·T_j(y).
+  const c = new Float64Array(nb);
   for (let y = 0; y < height; y++) {
-    b1(scaleToDomain(sol.spatial.domain, 0, y + y0)[1], by);
-    cx.fill(0);
-    let k = 0;
-    for (let t = 0; t <= order; t++) for (let j = 0; j <= t; j++) cx[t - j]! += coefs[k++]! * by[j]!;
+    basis1d(type, order, scaleToDomain(domain, 0, y + y0)[1], by);
+    c.fill(0);
+    powers.forEach(([a, j], k) => { c[a]! += coefs[k]! * by[j]!; });
     const o = y * width;
     for (let x = 0; x < width; x++) {
       let s = 0;
-      for (let a = 0; a <= order; a++) s += cx[a]! * bx[x * (order + 1) + a]!;
+      for (let a = 0; a < nb; a++) s += c[a]! * bx[x * nb + a]!;
       out[o + x] = s;
     }
   }
@@ -161,8 +146,7 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   const convolveTemplate = sol.mode === 'convolveTemplate';
   const [ref, other] = convolveTemplate ? [tpl, sci] : [sci, tpl];
   const { width: W, height: H, x0, y0 } = science;
-  const threads = Math.max(1, Math.min(2, opts.threads ?? 1));
-  const conv = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: opts.blockSize, threads });
+  const conv = convolveSpatial(ref, spatialKernelOf(sol), { blockSize: opts.blockSize });
   lap('convolve');
   const bg = backgroundImage(sol, W, H, x0, y0);
   const k = sol.kernelSum;
@@ -214,7 +198,7 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
     const cxy = [x0 + (W - 1) / 2, y0 + (H - 1) / 2] as const;
     const kc = kernelImageAt(sol, Math.round(cxy[0]), Math.round(cxy[1]));
     decorrelation = decorrelationKernel(kc, sol.basis.size, vU, vC);
-    difference = applyDecorrelation(diff, convolveTemplate ? sci.variance : tpl.variance, convolveTemplate ? tpl.variance : sci.variance, convolveTemplate ? 1 : 1 / (k * k), decorrelation, opts.blockSize, threads);
+    difference = applyDecorrelation(diff, convolveTemplate ? sci.variance : tpl.variance, convolveTemplate ? tpl.variance : sci.variance, convolveTemplate ? 1 : 1 / (k * k), decorrelation, opts.blockSize);
     lap('decorrelate');
   }
   const qa = computeQa({ difference, science: sci, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
@@ -226,7 +210,7 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
  * D' = ψ⊗D; V' = ψ²⊗V_u + (ψ⊗K)²⊗V_c (both input variances times `scale` = the difference's units);
  * mask OR-ed over ψ's footprint, so the EDGE border grows by ψ's half-width.
  */
-export function applyDecorrelation(diff: MaskedImage, varU: Float32Array, varC: Float32Array, scale: number, dk: DecorrelationKernel, blockSize?: number, threads = 1): MaskedImage {
+export function applyDecorrelation(diff: MaskedImage, varU: Float32Array, varC: Float32Array, scale: number, dk: DecorrelationKernel, blockSize?: number): MaskedImage {
   const { width: W, height: H, x0, y0 } = diff;
   const m = dk.psiKSize;
   const hm = (m - 1) / 2;
@@ -237,8 +221,8 @@ export function applyDecorrelation(diff: MaskedImage, varU: Float32Array, varC: 
   const [img, vu] = blockConvolve([diff.image, varU], W, H, x0, y0, grid, [
     { source: 0, kernel: psi, target: 0, c: 1, ax: [0], ay: [0] },
     { source: 1, kernel: psi2, target: 1, c: 1, ax: [0], ay: [0] },
-  ], 2, blockSize, threads);
-  const [vc] = blockConvolve([varC], W, H, x0, y0, grid, [{ source: 0, kernel: psiK2, target: 0, c: 1, ax: [0], ay: [0] }], 1, blockSize, threads);
+  ], 2, blockSize);
+  const [vc] = blockConvolve([varC], W, H, x0, y0, grid, [{ source: 0, kernel: psiK2, target: 0, c: 1, ax: [0], ay: [0] }], 1, blockSize);
   const out = createMaskedImage(W, H, x0, y0);
   const hp = (dk.size - 1) / 2;
   const win = orWindow(diff.mask, W, H, hp);

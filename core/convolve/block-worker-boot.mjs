@@ -1,4 +1,0 @@
-// Worker entry: TypeScript runs through tsx (no build step), as in cli/bin.js.
-import { register } from 'tsx/esm/api';
-register();
-await import('./block-worker.ts');
