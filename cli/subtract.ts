@@ -11,7 +11,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Header } from '../core/fits/header.ts';
-import { readExposure, writeExposure, type Exposure, type ReadExposureOptions } from '../core/image/exposure.ts';
+import { readExposure, writeExposure, type Exposure, type ReadExposureOptions, WCS_KEY } from '../core/image/exposure.ts';
 import { KernelError, PRESETS, resolveKernelConfig, serializeSolution, type KernelConfig, type KernelPreset } from '../core/kernel/index.ts';
 import { subtract, type SubtractResult } from '../core/subtract/subtract.ts';
 import type { SubtractQa } from '../core/subtract/qa.ts';
@@ -409,7 +409,8 @@ function checkGrid(job: SubtractJob, sci: Exposure, tpl: Exposure): void {
 }
 
 /** Cards of the science header carried to the difference: WCS (every extension) and observation. */
-const CARRIED = /^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|A_DMAX|B_DMAX|RADESYS|RADECSYS|EQUINOX|EPOCH|LONPOLE|LATPOLE|MJDREF|MJD-OBS|DATE-OBS|EXPTIME|FILTER|OBJECT|TELESCOP|INSTRUME)$/;
+const OBSERVATION = /^(EXPTIME|FILTER|OBJECT|TELESCOP|INSTRUME)$/;
+const carried = (key: string) => WCS_KEY.test(key) || OBSERVATION.test(key);
 
 /** A file name as a FITS string: printable ASCII (others → '?'), long ones shortened in the middle. */
 export function fitsName(path: string, max = 200): string {
@@ -423,7 +424,7 @@ export function fitsName(path: string, max = 200): string {
  * Long names are written with the CONTINUE convention by the header writer.
  */
 export function differenceHeader(science: Header, job: Pick<SubtractJob, 'science' | 'template' | 'preset' | 'decorrelate'>, r: Pick<SubtractResult, 'kernel'>): Header {
-  const h = new Header(science.cards.filter((c) => c.kind !== 'commentary' && CARRIED.test(c.key)).map((c) => ({ ...c })));
+  const h = new Header(science.cards.filter((c) => c.kind !== 'commentary' && carried(c.key)).map((c) => ({ ...c })));
   h.set('DIFFIM', VERSION, 'diffim version that made this difference image');
   h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
   h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
