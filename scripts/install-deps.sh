@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent dependency installer for diffim's tests (Debian bookworm, run as root in CI).
 #  * apt: python3-astropy python3-numpy (the FITS oracle, run with /usr/bin/python3),
+#         python3-regions (astropy-regions: the DS9 region-file oracle),
 #         fitsverify, libcfitsio-bin (fpack/funpack) -- installed only when missing;
 #         `apt-get update` runs only if something has to be installed.
 #  * npm: `npm ci --no-audit --no-fund` when node_modules is missing or package-lock.json is newer.
@@ -8,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-APT_PKGS=(python3-astropy python3-numpy fitsverify libcfitsio-bin)
+APT_PKGS=(python3-astropy python3-numpy python3-regions fitsverify libcfitsio-bin)
 
 pkg_present() {
   local p=$1
@@ -20,6 +21,7 @@ pkg_present() {
   case "$p" in
     python3-astropy) /usr/bin/python3 -c 'import astropy' >/dev/null 2>&1 ;;
     python3-numpy) /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 ;;
+    python3-regions) /usr/bin/python3 -c 'import regions' >/dev/null 2>&1 ;;
     fitsverify) command -v fitsverify >/dev/null 2>&1 ;;
     libcfitsio-bin) command -v fpack >/dev/null 2>&1 && command -v funpack >/dev/null 2>&1 ;;
     *) return 1 ;;
@@ -53,9 +55,9 @@ else
   echo "install-deps: installed ${missing[*]}"
 fi
 
-# the oracle needs astropy/numpy importable by Debian's python, whatever python3 is on PATH
-if ! /usr/bin/python3 -c 'import astropy, numpy' >/dev/null 2>&1; then
-  echo "install-deps: /usr/bin/python3 cannot import astropy and numpy" >&2
+# the oracles need astropy/numpy/regions importable by Debian's python, whatever python3 is on PATH
+if ! /usr/bin/python3 -c 'import astropy, numpy, regions' >/dev/null 2>&1; then
+  echo "install-deps: /usr/bin/python3 cannot import astropy, numpy and regions" >&2
   exit 1
 fi
 for c in fitsverify fpack funpack; do
