@@ -225,7 +225,13 @@ test('detection planes, peak rejection on SAT/EDGE, typed errors', () => {
   assert.equal(d.qa.nPositive, 1);
   assert.equal(d.qa.nNegative, 1);
 
-  const ids = detectAndMeasure({ difference: mi, psf, exposureId: 123456789, config: { doSubtractBackground: false } }).sources.map((s) => s.id);
+  // Depth: a Gaussian PSF of σ² = 4 px² on white noise of σ = 10 has σ_F = σ·√(4πσ²) (pixelised: ≈).
+  const dz = detectAndMeasure({ difference: mi, psf, exposureId: 123456789, zeroPoint: 25, config: { doSubtractBackground: false } });
+  const errWant = 10 * Math.sqrt(4 * Math.PI * 4);
+  assert.ok(Math.abs(dz.qa.depth.psfFluxErr / errWant - 1) < 0.02, `σ_F ${dz.qa.depth.psfFluxErr} vs ${errWant}`);
+  assert.ok(Math.abs(dz.qa.depth.limitingMagnitude! - (25 - 2.5 * Math.log10(5 * errWant))) < 0.02);
+  assert.equal(d.qa.depth.limitingMagnitude, null);
+  const ids = dz.sources.map((s) => s.id);
   assert.deepEqual(ids, [(123456789n << 24n) | 1n, (123456789n << 24n) | 2n], 'ids: exposure in the high bits, counter from 1 over the kept sources');
 
   assert.throws(() => detectAndMeasure({ difference: mi, psf, config: { doSubtractBackground: false, maxSources: 1 } }), (e: unknown) => e instanceof DetectError && e.code === 'TOO_MANY_SOURCES');

@@ -35,6 +35,8 @@ export interface DetectInputs {
   /** Maps local array (x, y) of these images to the sky. */
   wcs?: CelestialWcs | null;
   exposureId?: number | bigint;
+  /** Magnitude of a source of 1 (difference-image unit) of flux; gives the QA's limiting magnitude. */
+  zeroPoint?: number;
   config?: Partial<DetectConfig>;
 }
 
@@ -49,6 +51,11 @@ export interface DetectQa {
   maskFractions: Record<string, number>;
   /** Median of the subtracted background and its range. */
   background: { median: number; min: number; max: number };
+  /**
+   * Point-source depth: the PSF-flux error at the median variance, the flux at the detection
+   * threshold (thresholdValue × that error) and, with a zero point, its magnitude.
+   */
+  depth: { psfFluxErr: number; limitingFlux: number; limitingMagnitude: number | null };
 }
 
 export interface DetectResult {
@@ -71,6 +78,26 @@ function isDipole(f: DipoleFit, cfg: DetectConfig): boolean {
   const total = Math.abs(f.posFlux) + Math.abs(f.negFlux);
   return f.posFlux > 0 && f.negFlux > 0 && Math.hypot(snrP, snrN) > cfg.dipoleMinSnr
     && f.posFlux / total < cfg.dipoleMaxFluxRatio && f.negFlux / total < cfg.dipoleMaxFluxRatio;
+}
+
+/** σ_F = √(Σ P²·V̄)/Σ P² for a PSF centred on a pixel, V̄ the median variance of pixels with signal. */
+function pointSourceDepth(diff: MaskedImage, psf: PsfModel, threshold: number, zeroPoint: number | undefined): DetectQa['depth'] {
+  const vals: number[] = [];
+  const step = Math.max(1, Math.floor(diff.variance.length / 100_000));
+  for (let p = 0; p < diff.variance.length; p += step) {
+    const v = diff.variance[p]!;
+    if ((diff.mask[p]! & NO_SIGNAL) === 0 && v > 0 && Number.isFinite(v)) vals.push(v);
+  }
+  if (vals.length === 0) return { psfFluxErr: NaN, limitingFlux: NaN, limitingMagnitude: null };
+  vals.sort((a, b) => a - b);
+  const v = vals[Math.floor(vals.length / 2)]!;
+  const r = psf.radius;
+  const P = psf.render(0, 0, -r, -r, 2 * r + 1, 2 * r + 1);
+  let pp = 0;
+  for (const x of P) pp += x * x;
+  const err = Math.sqrt(pp * v) / pp;
+  const lim = threshold * err;
+  return { psfFluxErr: err, limitingFlux: lim, limitingMagnitude: zeroPoint !== undefined && Number.isFinite(zeroPoint) ? zeroPoint - 2.5 * Math.log10(lim) : null };
 }
 
 function view(mi: MaskedImage, image = mi.image, mask = mi.mask): PlaneView {
@@ -231,6 +258,7 @@ export function detectAndMeasure(inp: DetectInputs): DetectResult {
   for (let p = 0; p < n; p += Math.max(1, Math.floor(n / 10000))) sample.push(background[p]!);
   for (const b of sample) { bmin = Math.min(bmin, b); bmax = Math.max(bmax, b); }
   sample.sort((a, b) => a - b);
+  const depth = pointSourceDepth(diff, psf, cfg.thresholdValue, inp.zeroPoint);
   return {
     sources,
     difference: { ...diff, image, mask },
@@ -244,6 +272,7 @@ export function detectAndMeasure(inp: DetectInputs): DetectResult {
       nFootprints: det.footprints.length,
       maskFractions,
       background: { median: sample[Math.floor(sample.length / 2)] ?? 0, min: bmin, max: bmax },
+      depth,
     },
   };
 }

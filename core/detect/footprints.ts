@@ -81,13 +81,22 @@ export function gaussian1d(sigma: number): Float64Array {
   return g;
 }
 
-/** Separable convolution with zero outside the image: rows with `kx`, then columns with `ky`. */
+/** Separable convolution with zero outside the image: rows, then columns, with the same 1-D kernel `k`. */
 export function separableConvolve(src: Float32Array, W: number, H: number, k: Float64Array): Float32Array {
   const r = (k.length - 1) / 2;
+  const K = k.length;
   const tmp = new Float32Array(W * H);
   for (let y = 0; y < H; y++) {
     const o = y * W;
+    // Interior: the whole kernel, no bounds tests (the hot loop); then the two borders.
+    for (let x = r; x < W - r; x++) {
+      const b = o + x - r;
+      let s = 0;
+      for (let t = 0; t < K; t++) s += k[t]! * src[b + t]!;
+      tmp[o + x] = s;
+    }
     for (let x = 0; x < W; x++) {
+      if (x === r && W - r > r) x = W - r;
       const a = Math.max(0, x - r);
       const b = Math.min(W - 1, x + r);
       let s = 0;
@@ -199,8 +208,12 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
   const g = gaussian1d(opts.sigma);
   const smoothed = separableConvolve(d, W, H, g);
   const sigmaS = separableConvolve(v, W, H, g.map((x) => x * x));
-  for (let p = 0; p < n; p++) sigmaS[p] = Math.sqrt(Math.max(0, sigmaS[p]!));
-  const z = (p: number) => (sigmaS[p]! > 0 ? smoothed[p]! / sigmaS[p]! : 0);
+  const zs = new Float32Array(n);
+  for (let p = 0; p < n; p++) {
+    const sd = Math.sqrt(Math.max(0, sigmaS[p]!));
+    sigmaS[p] = sd;
+    zs[p] = sd > 0 ? smoothed[p]! / sd : 0;
+  }
 
   const pos = new Uint8Array(n);
   const neg = new Uint8Array(n);
@@ -208,7 +221,7 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
   const wantPos = opts.polarity !== 'negative';
   const wantNeg = opts.polarity !== 'positive';
   for (let p = 0; p < n; p++) {
-    const zp = z(p);
+    const zp = zs[p]!;
     if (wantPos && zp >= t) pos[p] = 1;
     else if (wantNeg && zp <= -t) neg[p] = 1;
   }
@@ -221,7 +234,7 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
       const on = pos[p] !== 0 ? pos : neg[p] !== 0 ? neg : null;
       if (on === null) continue;
       const s = on === pos ? 1 : -1;
-      const zp = s * z(p);
+      const zp = s * zs[p]!;
       let isPeak = true;
       for (let dy = -1; dy <= 1 && isPeak; dy++) {
         const yy = y + dy;
@@ -231,7 +244,7 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
           if ((dx === 0 && dy === 0) || xx < 0 || xx >= W) continue;
           const q = yy * W + xx;
           if (on[q] === 0) continue;
-          const zq = s * z(q);
+          const zq = s * zs[q]!;
           if (zq > zp || (zq === zp && q < p)) { isPeak = false; break; }
         }
       }
