@@ -18,7 +18,8 @@ import type { SubtractQa } from '../core/subtract/qa.ts';
 import { ConfigError, EXIT, EXIT_HELP, IoError, UsageError } from './errors.ts';
 
 const PRESET_NAMES = Object.keys(PRESETS) as KernelPreset[];
-const MODES = ['convolveTemplate', 'convolveScience', 'auto'] as const;
+/** --mode values: the kernel's convolution modes, plus preconvolve (= convolveTemplate with the kernel option preconvolve). */
+const MODES = ['convolveTemplate', 'convolveScience', 'auto', 'preconvolve'] as const;
 const KERNEL_KEYS = Object.keys(resolveKernelConfig('default'));
 
 /** The package version, for provenance. */
@@ -60,23 +61,33 @@ Options:
   --preset NAME        kernel preset: ${PRESET_NAMES.join(' | ')} (default: default)
   --mode MODE          which image is convolved: ${MODES.join(' | ')}
                        (default: convolveTemplate; auto, ip_diffim's rule: the template unless its
-                       PSF is wider in both x and y)
+                       PSF is wider in both x and y; preconvolve, ip_diffim's
+                       AlardLuptonPreconvolveSubtract: the science is convolved with its own PSF (an
+                       empirical PSF image from its stars), the template is matched to that, and
+                       difference.fits holds the SCORE image P*S - (K*T + B) instead of the
+                       difference (primary header DIFFTYPE = 'SCORE'): IMAGE/sqrt(VARIANCE) is the
+                       point-source S/N, to be thresholded directly, without further smoothing; a
+                       template as wide as the science or wider needs no deconvolution; same as
+                       --set preconvolve=true)
   --set KEY=VALUE      override one kernel configuration key (repeatable); VALUE is read as JSON when
                        it parses (21, 0.5, true, [4,2,2]) and as a string otherwise (auto); an unknown
                        key or a bad value is a usage error (exit 2)
   --config FILE.json   {"preset": NAME, "kernel": {KEY: VALUE, ...}, "decorrelate": true|false};
                        --preset, --set, --mode and --no-decorrelate win over the file
   --no-decorrelate     keep the difference's correlated noise (default: whiten it, as ip_diffim's
-                       doDecorrelation, DMTN-021)
+                       doDecorrelation, DMTN-021; for a score image: skip its likelihood-image
+                       correction for a noisy template, DMTN-179)
   --json               print the QA document (the content of qa.json) on stdout
   --quiet              no progress, warnings or summary on stderr (errors are still reported)
   -h, --help           this text
 
 Outputs in DIR (written under temporary names and renamed at the end: on failure nothing is left
 at these paths):
-  difference.fits      the difference D = matched science − matched template, an LSST-style MEF with
-                       CHECKSUM/DATASUM: primary header with provenance (DIFFIM version, SCIENCE and
-                       TEMPLATE file names, DIFFMODE, PRESET, KSUM kernel sum, DECORR) and the
+  difference.fits      the difference D = matched science − matched template (or, with --mode
+                       preconvolve, the score image), an LSST-style MEF with CHECKSUM/DATASUM:
+                       primary header with provenance (DIFFIM version, SCIENCE and TEMPLATE file
+                       names, DIFFTYPE DIFFERENCE or SCORE, DIFFMODE, PRESET, KSUM kernel sum,
+                       DECORR; for a score PSFMODEL, PSFNSTAR, PSFFWHM of the science PSF) and the
                        science's EXPTIME, FILTER, OBJECT; IMAGE (float32), MASK (int32, MP_* mask-plane
                        cards), VARIANCE (float32), each with the science's WCS (CTYPE/CRVAL/CRPIX/CD/PC/
                        CDELT/CUNIT/PV, SIP A_/B_/AP_/BP_, RADESYS, EQUINOX, LONPOLE/LATPOLE, MJD-OBS,
@@ -134,8 +145,17 @@ export interface SubtractOutputs {
   qa: string;
 }
 
+/** What qa.json says about preconvolution (present only for a score image). */
+export interface PreconvolutionQa {
+  difference: 'score';
+  psf: { method: 'empirical' | 'gaussian'; nStars: number; size: number; fwhm: number; noiseL2: number; clippedFraction: number; x: number; y: number };
+  targetFwhm: number;
+  scoreCorrection?: { size: number; cropLoss: number };
+}
+
 export type QaDocument = SubtractQa & {
   diffim: string;
+  preconvolution?: PreconvolutionQa;
   inputs: { science: string; template: string; width: number; height: number; x0: number; y0: number; scienceVariance: string; templateVariance: string; warnings: string[] };
   config: { preset: KernelPreset; kernel: Partial<KernelConfig>; decorrelate: boolean; configFile?: string };
   outputs: SubtractOutputs;
@@ -240,7 +260,8 @@ export async function subtractCommand(args: string[]): Promise<number> {
   }
   // Unknown keys on the command line are refused first; the file is then checked alone (its own
   // exit code), and a bad value in the merge is blamed on the command line.
-  const cliOnly = { ...sets, ...(mode ? { mode } : {}) } as Partial<KernelConfig>;
+  const modeKeys = mode === 'preconvolve' ? { mode: 'convolveTemplate', preconvolve: true } : mode ? { mode } : {};
+  const cliOnly = { ...sets, ...modeKeys } as Partial<KernelConfig>;
   for (const [k, v] of Object.entries(cliOnly)) if (!KERNEL_KEYS.includes(k)) checkCli('default', { [k]: v });
   const configFile = str('config');
   const file = configFile !== undefined ? await readConfigFile(configFile) : {};
@@ -374,7 +395,8 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
   const q = r.qa;
   const tm = q.timingsMs;
   const phases = ['detect', 'fit', 'convolve', 'decorrelate'].filter((k) => tm[k] !== undefined).map((k) => `${k} ${secs(tm[k]!)}`).join(', ');
-  log(`subtract  preset ${job.preset}, ${q.mode}, ${q.candidates.used} of ${q.candidates.total} candidates, kernel sum ${q.kernelSum.toFixed(4)}${job.decorrelate ? ', decorrelated' : ''} (${secs(performance.now() - t)}: ${phases})`);
+  const pre = r.preconvolution;
+  log(`subtract  preset ${job.preset}, ${q.mode}${pre ? `, science preconvolved with its PSF (${pre.psf.method}, ${pre.psf.nStars} stars, FWHM ${pre.psf.fwhm.toFixed(2)} px): score image` : ''}, ${q.candidates.used} of ${q.candidates.total} candidates, kernel sum ${q.kernelSum.toFixed(4)}${job.decorrelate ? ', decorrelated' : ''} (${secs(performance.now() - t)}: ${phases})`);
   for (const w of q.warnings) log(`warning: ${w}`);
   inspect?.(r);
 
@@ -383,6 +405,7 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
   const doc: QaDocument = {
     ...q,
     diffim: VERSION,
+    ...(pre ? { preconvolution: preconvolutionQa(r) } : {}),
     inputs: { science: job.science, template: job.template, width: sci.mi.width, height: sci.mi.height, x0: sci.mi.x0, y0: sci.mi.y0, scienceVariance: sci.varianceSource, templateVariance: tpl.varianceSource, warnings: inputWarnings },
     config: { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate, ...(job.configFile !== undefined ? { configFile: job.configFile } : {}) },
     outputs,
@@ -394,10 +417,21 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
   });
   log(`write     ${outputs.difference}, kernel.json, qa.json (${secs(performance.now() - t)})`);
 
-  log(`done: outputs in ${job.out}${job.out.endsWith('/') ? '' : '/'}: difference.fits (IMAGE, MASK, VARIANCE), kernel.json (kernel solution), qa.json (QA)`);
+  log(`done: outputs in ${job.out}${job.out.endsWith('/') ? '' : '/'}: difference.fits (${pre ? 'score image: ' : ''}IMAGE, MASK, VARIANCE), kernel.json (kernel solution), qa.json (QA)`);
   log(`  kernel sum ${q.kernelSum.toFixed(4)} · robust std(z) ${q.noise.robustStdZ.toFixed(3)} (1 is ideal) · artefact rate ${(100 * q.artefactRate).toFixed(2)} % of pixels with |z| > 5`);
   if (job.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   return EXIT.OK;
+}
+
+function preconvolutionQa(r: SubtractResult): PreconvolutionQa {
+  const p = r.preconvolution!;
+  const { method, nStars, size, fwhm, noiseL2, clippedFraction, x, y } = p.psf;
+  return {
+    difference: 'score',
+    psf: { method, nStars, size, fwhm, noiseL2, clippedFraction, x, y },
+    targetFwhm: p.targetFwhm,
+    ...(r.decorrelation ? { scoreCorrection: { size: r.decorrelation.size, cropLoss: r.decorrelation.cropLoss } } : {}),
+  };
 }
 
 function checkGrid(job: SubtractJob, sci: Exposure, tpl: Exposure): void {
@@ -423,16 +457,25 @@ export function fitsName(path: string, max = 200): string {
  * writeExposure copies the WCS cards (and MJD-OBS/DATE-OBS) onto IMAGE, MASK and VARIANCE too.
  * Long names are written with the CONTINUE convention by the header writer.
  */
-export function differenceHeader(science: Header, job: Pick<SubtractJob, 'science' | 'template' | 'preset' | 'decorrelate'>, r: Pick<SubtractResult, 'kernel'>): Header {
+export function differenceHeader(science: Header, job: Pick<SubtractJob, 'science' | 'template' | 'preset' | 'decorrelate'>, r: Pick<SubtractResult, 'kernel' | 'preconvolution'>): Header {
+  const pre = r.preconvolution;
   const h = new Header(science.cards.filter((c) => c.kind !== 'commentary' && carried(c.key)).map((c) => ({ ...c })));
   h.set('DIFFIM', VERSION, 'diffim version that made this difference image');
   h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
   h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
+  h.set('DIFFTYPE', pre ? 'SCORE' : 'DIFFERENCE', pre ? 'P*S - (K*T + B): point-source likelihood' : 'S - (K*T + B) or its convolveScience form');
   h.set('DIFFMODE', r.kernel.mode, 'image convolved by the matching kernel');
   h.set('PRESET', job.preset, 'kernel configuration preset');
   h.set('KSUM', r.kernel.kernelSum, 'kernel sum (photometric scale)', 'float');
-  h.set('DECORR', job.decorrelate, 'difference noise decorrelated (DMTN-021)');
-  h.addCommentary('HISTORY', `diffim ${VERSION} subtract: D = matched science - matched template`);
+  h.set('DECORR', job.decorrelate, pre ? 'likelihood-image correction (DMTN-179)' : 'difference noise decorrelated (DMTN-021)');
+  if (pre) {
+    h.set('PSFMODEL', pre.psf.method, 'science PSF: empirical star stack or Gaussian');
+    h.set('PSFNSTAR', pre.psf.nStars, 'stars in the empirical science PSF');
+    h.set('PSFFWHM', pre.psf.fwhm, 'science PSF FWHM (pixels)', 'float');
+    h.addCommentary('HISTORY', `diffim ${VERSION} subtract: score = P*S - (K*T + B), P = reflected PSF`);
+  } else {
+    h.addCommentary('HISTORY', `diffim ${VERSION} subtract: D = matched science - matched template`);
+  }
   return h;
 }
 

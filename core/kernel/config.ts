@@ -14,6 +14,14 @@ export type KernelPreset = 'default' | 'delta-function' | 'snap';
 export interface KernelConfig {
   /** Which image is convolved: the template (default), the science, or by PSF width (ip_diffim's rule). */
   mode: ConvolutionMode;
+  /**
+   * Preconvolution (ip_diffim's AlardLuptonPreconvolveSubtractTask): the science is convolved with
+   * its own reflected PSF (an empirical PSF image), the template is matched to that (a target PSF
+   * ≈ √2 × the science's, so no deconvolution when the template is as wide as the science), and
+   * the output is the score image P⊗S − (K⊗T + B), the likelihood image for point sources: detect
+   * on it directly, without further smoothing. Default false. Needs mode convolveTemplate.
+   */
+  preconvolve: boolean;
   kernelBasisSet: KernelBasisSet;
   /** Kernel width/height in pixels (odd); replaced from the two FWHMs when scaleByFwhm. */
   kernelSize: number;
@@ -85,6 +93,7 @@ export interface KernelConfig {
 
 const BASE: KernelConfig = {
   mode: 'convolveTemplate',
+  preconvolve: false,
   kernelBasisSet: 'alard-lupton',
   kernelSize: 21,
   scaleByFwhm: true,
@@ -207,6 +216,8 @@ export function validateKernelConfig(c: KernelConfig): void {
   checkInt(c, 'kernelSizeMax', 3, 101);
   if (c.kernelSizeMin > c.kernelSizeMax) fail('kernelSizeMin', `must be ≤ kernelSizeMax (${c.kernelSizeMax})`);
   checkNum(c, 'kernelSizeFwhmScaling', 0, 100, true);
+  checkBool(c, 'preconvolve');
+  if (c.preconvolve && c.mode !== 'convolveTemplate') fail('preconvolve', `needs mode convolveTemplate (the template is matched to the preconvolved science), got mode ${JSON.stringify(c.mode)}`);
   for (const k of ['rejectBlendedCandidates', 'scaleByFwhm', 'useRegularization', 'usePcaForSpatialKernel', 'fitForBackground', 'singleKernelClipping', 'kernelSumClipping', 'spatialKernelClipping'] as const) checkBool(c, k);
   checkInt(c, 'alardNGauss', 1, 10);
   for (const key of ['alardDegGauss', 'alardSigGauss'] as const) {

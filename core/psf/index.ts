@@ -14,3 +14,4 @@ export {
   psfFromStars,
   stellarLocus,
 } from './stars.ts';
+export { type PsfImage, type PsfImageOptions, psfImage, psfImageSize, gaussianPsfImage } from './psf-image.ts';

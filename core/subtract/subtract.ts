@@ -9,11 +9,15 @@
  *
  * In both, D = matchedScience − matchedTemplate. Variances add (K²⊗V exactly); masks OR, the
  * template's SAT becoming SAT_TEMPLATE; DETECTED planes of the inputs are not carried over.
+ *
+ * With the kernel option `preconvolve` (core/subtract/preconvolve.ts) the science is first
+ * convolved with its own reflected PSF P (an empirical PSF image, core/psf/psf-image.ts) and the
+ * difference is the score image: D = P⊗S − (K⊗T + B), decorrelated as a likelihood image.
  */
 import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
 import { maskBit, maskOf } from '../image/mask.ts';
 import { sigmaClippedStats } from '../image/stats.ts';
-import { findStars, type Star } from '../psf/index.ts';
+import { findStars, psfImage, type PsfImage, type Star } from '../psf/index.ts';
 import {
   fitKernel, kernelImageAt, KernelError, measureShape, resolveKernelConfig,
   type KernelConfig, type KernelPreset, type KernelSolution,
@@ -22,6 +26,7 @@ import { basis1d, scaleToDomain, termPowers } from '../kernel/spatial.ts';
 import { blockConvolve, convolveSpatial, spatialKernelOf } from '../convolve/spatial.ts';
 import { orWindow } from '../convolve/mask-window.ts';
 import { decorrelationKernel, embedKernel, type DecorrelationKernel } from './decorrelate.ts';
+import { addBackground, constantKernel, convolveKernels, convolveTerms, differenceOf, preconvolutionKernel, scoreCorrection } from './preconvolve.ts';
 import { computeQa, type SubtractQa } from './qa.ts';
 
 export interface SubtractOptions {
@@ -37,6 +42,19 @@ export interface SubtractOptions {
   /** Stars already detected (parent coordinates); detected here otherwise. */
   templateStars?: Star[];
   scienceStars?: Star[];
+  /** Preconvolution only: the science PSF image to use (the tiled pipeline shares one); built from the science stars otherwise. */
+  sciencePsf?: PsfImage;
+}
+
+/** What preconvolution used (set only when the difference is a score image). */
+export interface PreconvolutionInfo {
+  /** The science PSF image. */
+  psf: PsfImage;
+  /** The preconvolution kernel P: the PSF image reflected, unit sum, size². */
+  kernel: Float64Array;
+  size: number;
+  /** FWHM (px) the kernel fit aimed at: √2 × the science's. */
+  targetFwhm: number;
 }
 
 export interface SubtractResult {
@@ -48,8 +66,11 @@ export interface SubtractResult {
   kernel: KernelSolution;
   /** The fitted differential background B, per pixel (zeros when not fitted). */
   background: Float32Array;
+  /** Decorrelation ψ; for a score image the score correction c (see preconvolve.ts) in the same form. */
   decorrelation: DecorrelationKernel | null;
   qa: SubtractQa;
+  /** Set when the science was preconvolved: `difference` is then the score image, `matchedScience` P⊗S and `matchedTemplate` K⊗T + B (both before the score correction). */
+  preconvolution?: PreconvolutionInfo;
 }
 
 const UNUSABLE = maskOf('NO_DATA');
@@ -137,9 +158,11 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   const tpl = prepareForConvolution(template);
   lap('prepare');
   const config = resolveKernelConfig(opts.preset ?? 'default', opts.kernel ?? {});
+  const preconvolve = wantsPreconvolution(config, opts);
   const tStars = opts.templateStars ?? findStars(tpl);
   const sStars = opts.scienceStars ?? findStars(sci);
   lap('detect');
+  if (preconvolve) return subtractPreconvolved(sci, tpl, opts, tStars, sStars, timings, lap);
   const sol = opts.solution ?? fitKernel(sci, tpl, { preset: opts.preset, config: opts.kernel, stars: tStars, sciencePsf: measureShape(sStars, 'science') });
   lap('fit');
 
@@ -204,6 +227,74 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   const qa = computeQa({ difference, science: sci, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
   lap('qa');
   return { difference, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa };
+}
+
+/**
+ * Preconvolution is asked for by the kernel option; a given solution says how it was fitted, and
+ * must agree with an explicit option (a kernel matched to P⊗S is wrong for S, and the reverse).
+ */
+function wantsPreconvolution(config: KernelConfig, opts: SubtractOptions): boolean {
+  if (!opts.solution) return config.preconvolve;
+  const fitted = opts.solution.config?.preconvolve === true;
+  const asked = opts.kernel?.preconvolve;
+  if (asked !== undefined && asked !== fitted) {
+    throw new KernelError('BAD_INPUT', `the given kernel solution was fitted ${fitted ? 'with' : 'without'} preconvolution, but preconvolve is ${asked}`);
+  }
+  return fitted;
+}
+
+/**
+ * The score image (see preconvolve.ts): P⊗S − (K⊗T + B), K fitted between the template and P⊗S;
+ * with decorrelation, the likelihood-image correction c folded into both convolutions.
+ */
+function subtractPreconvolved(
+  sci: MaskedImage, tpl: MaskedImage, opts: SubtractOptions, tStars: Star[], sStars: Star[],
+  timings: Record<string, number>, lap: (name: string) => void,
+): SubtractResult {
+  const { width: W, height: H, x0, y0 } = sci;
+  const domain = { x0, y0, width: W, height: H };
+  const blockSize = opts.blockSize;
+  // Measured first when needed (a shared solution and PSF need no science stars): it turns
+  // "no stars" into the kernel's typed error with the counts.
+  const sShape = opts.solution && opts.sciencePsf ? null : measureShape(sStars, 'science');
+  const psf = opts.sciencePsf ?? psfImage(sci, sStars);
+  const pk = preconvolutionKernel(psf.image, psf.size);
+  lap('psf');
+  const mS = convolveSpatial(sci, constantKernel(pk, psf.size, domain), { blockSize });
+  lap('preconvolve');
+  // Second moments add under convolution: P⊗S has twice the science's (ip_diffim: FWHM × √2).
+  const target = sShape && { fwhm: Math.SQRT2 * sShape.fwhm, ixx: 2 * sShape.ixx, iyy: 2 * sShape.iyy };
+  const sol = opts.solution ?? fitKernel(mS, tpl, { preset: opts.preset, config: opts.kernel, stars: tStars, sciencePsf: target! });
+  if (sol.mode !== 'convolveTemplate') throw new KernelError('BAD_INPUT', `preconvolution matches the template to the preconvolved science; the solution's mode is ${sol.mode}`);
+  lap('fit');
+  const sk = spatialKernelOf(sol);
+  const bg = backgroundImage(sol, W, H, x0, y0);
+  const mT = addBackground(convolveSpatial(tpl, sk, { blockSize }), bg);
+  lap('convolve');
+  let score = differenceOf(mS, mT, sci.variance);
+  lap('difference');
+  let decorrelation: DecorrelationKernel | null = null;
+  if (opts.decorrelate ?? true) {
+    const bad = maskOf('NO_DATA', 'EDGE', 'SAT', 'SAT_TEMPLATE', 'BAD');
+    // σ² of the inputs before any convolution (ip_diffim's svar, tvar), in their own units: κ is in K.
+    const vS = meanVariance(sci.variance, score.mask, bad);
+    const vT = meanVariance(tpl.variance, score.mask, bad);
+    const kc = kernelImageAt(sol, Math.round(x0 + (W - 1) / 2), Math.round(y0 + (H - 1) / 2));
+    decorrelation = scoreCorrection(kc, sol.basis.size, pk, psf.size, vS, vT);
+    const c = decorrelation.psi;
+    const nc = decorrelation.size;
+    const a = convolveSpatial(sci, constantKernel(convolveKernels(c, nc, pk, psf.size), nc + psf.size - 1, domain), { blockSize });
+    const t = addBackground(convolveSpatial(tpl, convolveTerms(sk, c, nc), { blockSize }), bg);
+    score = differenceOf(a, t, sci.variance);
+    lap('decorrelate');
+  }
+  const qa = computeQa({ difference: score, science: mS, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
+  qa.warnings.push(...psf.warnings);
+  lap('qa');
+  return {
+    difference: score, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa,
+    preconvolution: { psf, kernel: pk, size: psf.size, targetFwhm: target?.fwhm ?? sol.fwhm.science },
+  };
 }
 
 /**
