@@ -15,6 +15,8 @@ import { readExposure, writeExposure, type Exposure, type ReadExposureOptions, W
 import { KernelError, PRESETS, resolveKernelConfig, serializeSolution, type KernelConfig, type KernelPreset } from '../core/kernel/index.ts';
 import { subtract, type SubtractResult } from '../core/subtract/subtract.ts';
 import type { SubtractQa } from '../core/subtract/qa.ts';
+import { DEFAULT_DETECT_CONFIG, DetectError, parseWcs, resolveDetectConfig, type DetectConfig, type DetectQa } from '../core/detect/index.ts';
+import { toCsv, toDs9Regions, writeSourcesFits } from '../core/detect/catalog.ts';
 import { ConfigError, EXIT, EXIT_HELP, IoError, UsageError } from './errors.ts';
 
 const PRESET_NAMES = Object.keys(PRESETS) as KernelPreset[];
@@ -71,9 +73,16 @@ Options:
                        --set preconvolve=true)
   --set KEY=VALUE      override one kernel configuration key (repeatable); VALUE is read as JSON when
                        it parses (21, 0.5, true, [4,2,2]) and as a string otherwise (auto); an unknown
-                       key or a bad value is a usage error (exit 2)
-  --config FILE.json   {"preset": NAME, "kernel": {KEY: VALUE, ...}, "decorrelate": true|false};
-                       --preset, --set, --mode and --no-decorrelate win over the file
+                       key or a bad value is a usage error (exit 2); detect.KEY=VALUE sets a detection
+                       key instead (detect.thresholdValue=5, detect.apertureRadii=[6,12])
+  --config FILE.json   {"preset": NAME, "kernel": {KEY: VALUE, ...}, "detect": {KEY: VALUE, ...},
+                       "decorrelate": true|false}; --preset, --set, --mode and --no-decorrelate win
+                       over the file
+  --no-detect          do not detect and measure DIA sources (default: detect, write sources.*)
+  --exposure-id N      integer put in the high bits of the 64-bit source ids (default: the science
+                       header's EXPID, EXPNUM or VISIT when an integer, else 0)
+  --zero-point ZP      magnitude of 1 ADU in the difference, for qa.json's limiting magnitude (default:
+                       the science header's MAGZERO, MAGZPT, PHOTZP or ZP when present)
   --no-decorrelate     keep the difference's correlated noise (default: whiten it, as ip_diffim's
                        doDecorrelation, DMTN-021; for a score image: skip its likelihood-image
                        correction for a noisy template, DMTN-179)
@@ -96,7 +105,20 @@ at these paths):
                        with its fate, fit QA, the full configuration
   qa.json              QA (docs/METRICS.md): kernelSum, noise.robustStdZ (robust std of z = D/σ over
                        source-free pixels; 1 is ideal), artefactRate (|z| > 5), timings, warnings,
-                       plus the inputs, the configuration and the output paths
+                       detection (numbers of positive, negative and dipole sources, mask-plane
+                       fractions, depth: 5σ limiting flux and magnitude), plus the inputs, the
+                       configuration and the output paths
+  sources.fits         DIA sources: BINTABLE DIASOURCES, one row per source, with units and column
+                       descriptions (id, x, y — 0-based pixel centroid, LSST's convention — ra, dec when
+                       the science has a TAN, TAN-SIP or TPV WCS, PSF and aperture fluxes with errors,
+                       moments, S/N, is_negative, is_dipole and the dipole fit, forced fluxes on the
+                       science and matched template, flags); NaN where a value is unknown
+  sources.csv          the same columns as CSV (empty field = unknown)
+  sources.reg          DS9 regions in image coordinates (1-based): green positive, red negative,
+                       yellow dipoles with an arrow from the negative to the positive lobe
+
+Detection keys for detect.KEY and "detect" (defaults in core/detect/config.ts):
+${wrap(Object.keys(DEFAULT_DETECT_CONFIG), '  ')}
 
 Kernel configuration keys for --set and "kernel" (ip_diffim names; defaults and meaning in
 core/kernel/config.ts):
@@ -119,7 +141,8 @@ science at the peak of a microlensing event, template after it). The brightened 
   --quiet              no progress or summary on stderr
   -h, --help           this text
 
-Outputs: DIR/difference.fits, DIR/kernel.json, DIR/qa.json (see diffim subtract --help).
+Outputs: DIR/difference.fits, DIR/kernel.json, DIR/qa.json, DIR/sources.fits, .csv, .reg (see
+diffim subtract --help).
 
 ${EXIT_HELP}`;
 
@@ -132,6 +155,10 @@ export interface SubtractJob {
   /** Kernel configuration overrides (validated). */
   kernel: Partial<KernelConfig>;
   decorrelate: boolean;
+  /** Detection overrides (validated); null: no detection. */
+  detect: Partial<DetectConfig> | null;
+  exposureId?: number;
+  zeroPoint?: number;
   configFile?: string;
   /** Options for reading both exposures (the demo flags saturation). */
   read?: ReadExposureOptions;
@@ -143,6 +170,9 @@ export interface SubtractOutputs {
   difference: string;
   kernel: string;
   qa: string;
+  sources?: string;
+  sourcesCsv?: string;
+  sourcesReg?: string;
 }
 
 /** What qa.json says about preconvolution (present only for a score image). */
@@ -155,9 +185,10 @@ export interface PreconvolutionQa {
 
 export type QaDocument = SubtractQa & {
   diffim: string;
+  detection?: DetectQa & { nSources: number; exposureId: number; zeroPoint: number | null; wcs: string };
   preconvolution?: PreconvolutionQa;
   inputs: { science: string; template: string; width: number; height: number; x0: number; y0: number; scienceVariance: string; templateVariance: string; warnings: string[] };
-  config: { preset: KernelPreset; kernel: Partial<KernelConfig>; decorrelate: boolean; configFile?: string };
+  config: { preset: KernelPreset; kernel: Partial<KernelConfig>; decorrelate: boolean; detect: Partial<DetectConfig> | null; configFile?: string };
   outputs: SubtractOutputs;
 };
 
@@ -186,6 +217,7 @@ function oneLine(s: string, max = 200): string {
 interface ConfigFile {
   preset?: KernelPreset;
   kernel?: Partial<KernelConfig>;
+  detect?: Partial<DetectConfig>;
   decorrelate?: boolean;
 }
 
@@ -207,13 +239,22 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
   } catch (e) {
     fail(`not valid JSON (${oneLine((e as Error).message, 120)})`);
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('must hold a JSON object {"preset", "kernel", "decorrelate"}');
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) fail('must hold a JSON object {"preset", "kernel", "detect", "decorrelate"}');
   const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!['preset', 'kernel', 'decorrelate'].includes(k)) fail(`unknown key ${JSON.stringify(k)} (allowed: preset, kernel, decorrelate)`);
+  for (const k of Object.keys(o)) if (!['preset', 'kernel', 'detect', 'decorrelate'].includes(k)) fail(`unknown key ${JSON.stringify(k)} (allowed: preset, kernel, detect, decorrelate)`);
+  if (o.detect !== undefined && (o.detect === null || typeof o.detect !== 'object' || Array.isArray(o.detect))) fail('detect must be an object of detection configuration keys');
+  if (o.detect !== undefined) {
+    try {
+      resolveDetectConfig(o.detect as Partial<DetectConfig>);
+    } catch (e) {
+      if (e instanceof DetectError) fail(e.message);
+      throw e;
+    }
+  }
   if (o.preset !== undefined && !PRESET_NAMES.includes(o.preset as KernelPreset)) fail(`preset must be one of ${PRESET_NAMES.join(', ')}, got ${JSON.stringify(o.preset)}`);
   if (o.kernel !== undefined && (o.kernel === null || typeof o.kernel !== 'object' || Array.isArray(o.kernel))) fail('kernel must be an object of kernel configuration keys');
   if (o.decorrelate !== undefined && typeof o.decorrelate !== 'boolean') fail(`decorrelate must be true or false, got ${JSON.stringify(o.decorrelate)}`);
-  const cfg: ConfigFile = { preset: o.preset as KernelPreset | undefined, kernel: o.kernel as Partial<KernelConfig> | undefined, decorrelate: o.decorrelate as boolean | undefined };
+  const cfg: ConfigFile = { preset: o.preset as KernelPreset | undefined, kernel: o.kernel as Partial<KernelConfig> | undefined, detect: o.detect as Partial<DetectConfig> | undefined, decorrelate: o.decorrelate as boolean | undefined };
   try {
     resolveKernelConfig(cfg.preset ?? 'default', cfg.kernel ?? {});
   } catch (e) {
@@ -234,6 +275,9 @@ export async function subtractCommand(args: string[]): Promise<number> {
     set: { type: 'string', multiple: true },
     config: { type: 'string' },
     'no-decorrelate': { type: 'boolean' },
+    'no-detect': { type: 'boolean' },
+    'exposure-id': { type: 'string' },
+    'zero-point': { type: 'string' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -253,11 +297,19 @@ export async function subtractCommand(args: string[]): Promise<number> {
   const mode = str('mode');
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) throw new UsageError(`--mode must be one of ${MODES.join(', ')}, got '${mode}'`);
   const sets: Record<string, unknown> = {};
+  const detectSets: Record<string, unknown> = {};
   for (const s of (values.set as string[] | undefined) ?? []) {
     const eq = s.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set expects KEY=VALUE, got '${s}'`);
-    sets[s.slice(0, eq).trim()] = parseSetValue(s.slice(eq + 1).trim());
+    const key = s.slice(0, eq).trim();
+    const value = parseSetValue(s.slice(eq + 1).trim());
+    if (key.startsWith('detect.')) detectSets[key.slice(7)] = value;
+    else sets[key] = value;
   }
+  const exposureId = str('exposure-id');
+  if (exposureId !== undefined && !/^\d{1,12}$/.test(exposureId)) throw new UsageError(`--exposure-id must be a non-negative integer (at most 12 digits), got '${exposureId}'`);
+  const zeroPoint = str('zero-point');
+  if (zeroPoint !== undefined && !Number.isFinite(Number(zeroPoint))) throw new UsageError(`--zero-point must be a number, got '${zeroPoint}'`);
   // Unknown keys on the command line are refused first; the file is then checked alone (its own
   // exit code), and a bad value in the merge is blamed on the command line.
   const modeKeys = mode === 'preconvolve' ? { mode: 'convolveTemplate', preconvolve: true } : mode ? { mode } : {};
@@ -268,7 +320,19 @@ export async function subtractCommand(args: string[]): Promise<number> {
   const finalPreset = (preset as KernelPreset | undefined) ?? file.preset ?? 'default';
   const kernel = { ...(file.kernel ?? {}), ...cliOnly };
   checkCli(finalPreset, kernel);
+  const detect = values['no-detect'] ? null : { ...(file.detect ?? {}), ...detectSets } as Partial<DetectConfig>;
+  if (detect) {
+    try {
+      resolveDetectConfig(detect);
+    } catch (e) {
+      if (e instanceof DetectError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   return runSubtraction({
+    detect,
+    ...(exposureId !== undefined ? { exposureId: Number(exposureId) } : {}),
+    ...(zeroPoint !== undefined ? { zeroPoint: Number(zeroPoint) } : {}),
     science: str('science')!,
     template: str('template')!,
     out: str('out')!,
@@ -323,6 +387,7 @@ export async function demoCommand(args: string[]): Promise<number> {
   const log = (s: string) => { if (!quiet) process.stderr.write(s + '\n'); };
   log(`demo: pyDIA KB13475 (SAAO 1.0 m, crowded bulge field): science at a microlensing peak, template after it`);
   let zPeak = NaN;
+  let top = '';
   const code = await runSubtraction({
     science: rel(DEMO_PAIR.science),
     template: rel(DEMO_PAIR.template),
@@ -330,13 +395,19 @@ export async function demoCommand(args: string[]): Promise<number> {
     preset: 'default',
     kernel: {},
     decorrelate: true,
+    detect: {},
     read: { saturation: DEMO_PAIR.saturation },
     json: values.json === true,
     quiet,
-  }, (r) => { zPeak = peakZ(r, DEMO_PAIR.target.x, DEMO_PAIR.target.y, 3); });
+  }, (r) => {
+    zPeak = peakZ(r, DEMO_PAIR.target.x, DEMO_PAIR.target.y, 3);
+    const best = r.detection?.sources.filter((s) => !s.isNegative && !s.isDipole).sort((a, b) => b.significance - a.significance)[0];
+    if (best) top = `the most significant positive DIA source (sources.csv id ${best.id}) is at (${best.x.toFixed(1)}, ${best.y.toFixed(1)}), ${best.significance.toFixed(1)}σ, PSF flux ${best.psfFlux.toFixed(0)} ± ${best.psfFluxErr.toFixed(0)} ADU`;
+  });
   const { x, y } = DEMO_PAIR.target;
   log(`the microlensing target is near pixel (${x}, ${y}) (0-based x, y; (${x + 1}, ${y + 1}) in ds9): peak z = D/σ there ${zPeak.toFixed(1)}`);
-  log(`look: ds9 ${join(out, 'difference.fits')}[IMAGE]   or   diffim inspect ${join(out, 'difference.fits')}`);
+  if (top) log(top);
+  log(`look: ds9 ${join(out, 'difference.fits')}[IMAGE] -regions ${join(out, 'sources.reg')}   or   diffim inspect ${join(out, 'difference.fits')}`);
   return code;
 }
 
@@ -391,36 +462,80 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
   for (const w of inputWarnings) log(`warning: ${w}`);
 
   t = performance.now();
-  const r = subtract(sci.mi, tpl.mi, { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate });
+  const wcs = parseWcs(sci.header);
+  const exposureId = job.exposureId ?? headerInteger(sci.header, ['EXPID', 'EXPNUM', 'VISIT']) ?? 0;
+  const zeroPoint = job.zeroPoint ?? headerNumber(sci.header, ['MAGZERO', 'MAGZPT', 'PHOTZP', 'ZP']);
+  const r = subtract(sci.mi, tpl.mi, {
+    preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate,
+    detect: job.detect ?? false, wcs: wcs.wcs, exposureId, ...(zeroPoint !== undefined ? { zeroPoint } : {}),
+  });
   const q = r.qa;
   const tm = q.timingsMs;
   const phases = ['detect', 'fit', 'convolve', 'decorrelate'].filter((k) => tm[k] !== undefined).map((k) => `${k} ${secs(tm[k]!)}`).join(', ');
   const pre = r.preconvolution;
   log(`subtract  preset ${job.preset}, ${q.mode}${pre ? `, science preconvolved with its PSF (${pre.psf.method}, ${pre.psf.nStars} stars, FWHM ${pre.psf.fwhm.toFixed(2)} px): score image` : ''}, ${q.candidates.used} of ${q.candidates.total} candidates, kernel sum ${q.kernelSum.toFixed(4)}${job.decorrelate ? ', decorrelated' : ''} (${secs(performance.now() - t)}: ${phases})`);
   for (const w of q.warnings) log(`warning: ${w}`);
+  const det = r.detection;
+  if (det) log(`sources   ${det.sources.length} DIA sources: ${det.qa.nPositive} positive, ${det.qa.nNegative} negative, ${det.qa.nDipole} dipoles; 5σ depth ${det.qa.depth.limitingFlux.toFixed(1)} ADU${det.qa.depth.limitingMagnitude !== null ? ` (${det.qa.depth.limitingMagnitude.toFixed(2)} mag)` : ''}${wcs.wcs ? `, sky coordinates from the ${wcs.wcs.projection} WCS` : `, no sky coordinates (${wcs.reason})`}`);
   inspect?.(r);
 
   t = performance.now();
-  const outputs: SubtractOutputs = { difference: join(job.out, 'difference.fits'), kernel: join(job.out, 'kernel.json'), qa: join(job.out, 'qa.json') };
+  const outputs: SubtractOutputs = {
+    difference: join(job.out, 'difference.fits'), kernel: join(job.out, 'kernel.json'), qa: join(job.out, 'qa.json'),
+    ...(det ? { sources: join(job.out, 'sources.fits'), sourcesCsv: join(job.out, 'sources.csv'), sourcesReg: join(job.out, 'sources.reg') } : {}),
+  };
   const doc: QaDocument = {
     ...q,
     diffim: VERSION,
+    ...(det ? { detection: { ...det.qa, nSources: det.sources.length, exposureId, zeroPoint: zeroPoint ?? null, wcs: wcs.wcs ? wcs.wcs.projection : `none (${wcs.reason})` } } : {}),
     ...(pre ? { preconvolution: preconvolutionQa(r) } : {}),
     inputs: { science: job.science, template: job.template, width: sci.mi.width, height: sci.mi.height, x0: sci.mi.x0, y0: sci.mi.y0, scienceVariance: sci.varianceSource, templateVariance: tpl.varianceSource, warnings: inputWarnings },
-    config: { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate, ...(job.configFile !== undefined ? { configFile: job.configFile } : {}) },
+    config: { preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate, detect: job.detect, ...(job.configFile !== undefined ? { configFile: job.configFile } : {}) },
     outputs,
   };
+  const catalog = det ? { apertureRadii: det.config.apertureRadii, fluxUnit: 'adu' } : null;
   await writeOutputs(job.out, outputs, {
     difference: (p) => writeExposure(p, r.difference, differenceHeader(sci.header, job, r), { checksum: true }),
     kernel: (p) => writeFile(p, serializeSolution(r.kernel) + '\n'),
     qa: (p) => writeFile(p, JSON.stringify(doc, null, 2) + '\n'),
+    ...(det && catalog ? {
+      sources: (p: string) => writeSourcesFits(p, det.sources, { ...catalog, header: sourcesHeader(job) }),
+      sourcesCsv: (p: string) => writeFile(p, toCsv(det.sources, catalog)),
+      sourcesReg: (p: string) => writeFile(p, toDs9Regions(det.sources)),
+    } : {}),
   });
-  log(`write     ${outputs.difference}, kernel.json, qa.json (${secs(performance.now() - t)})`);
+  log(`write     ${outputs.difference}, kernel.json, qa.json${det ? ', sources.fits, sources.csv, sources.reg' : ''} (${secs(performance.now() - t)})`);
 
-  log(`done: outputs in ${job.out}${job.out.endsWith('/') ? '' : '/'}: difference.fits (${pre ? 'score image: ' : ''}IMAGE, MASK, VARIANCE), kernel.json (kernel solution), qa.json (QA)`);
+  log(`done: outputs in ${job.out}${job.out.endsWith('/') ? '' : '/'}: difference.fits (${pre ? 'score image: ' : ''}IMAGE, MASK, VARIANCE), kernel.json (kernel solution), qa.json (QA)${det ? ', sources.fits/.csv/.reg (DIA sources)' : ''}`);
   log(`  kernel sum ${q.kernelSum.toFixed(4)} · robust std(z) ${q.noise.robustStdZ.toFixed(3)} (1 is ideal) · artefact rate ${(100 * q.artefactRate).toFixed(2)} % of pixels with |z| > 5`);
   if (job.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   return EXIT.OK;
+}
+
+function headerInteger(h: Header, keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = h.get(k);
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+    if (typeof v === 'bigint' && v >= 0n && v < 1n << 39n) return Number(v);
+  }
+  return undefined;
+}
+
+function headerNumber(h: Header, keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = h.get(k);
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+/** Provenance of sources.fits (primary header). */
+function sourcesHeader(job: Pick<SubtractJob, 'science' | 'template'>): Header {
+  const h = new Header();
+  h.set('DIFFIM', VERSION, 'diffim version that measured these sources');
+  h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
+  h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
+  return h;
 }
 
 function preconvolutionQa(r: SubtractResult): PreconvolutionQa {
@@ -484,15 +599,15 @@ export function differenceHeader(science: Header, job: Pick<SubtractJob, 'scienc
  * On any failure (or SIGINT/SIGTERM while writing) the temporaries, and the finals renamed so far,
  * are removed.
  */
-async function writeOutputs(dir: string, finals: SubtractOutputs, writers: Record<keyof SubtractOutputs, (path: string) => Promise<void>>): Promise<void> {
+async function writeOutputs(dir: string, finals: SubtractOutputs, writers: Partial<Record<keyof SubtractOutputs, (path: string) => Promise<void>>>): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
     throw new IoError(`--out ${dir}: cannot create the directory (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
   const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const order: (keyof SubtractOutputs)[] = ['kernel', 'qa', 'difference'];
-  const temps = Object.fromEntries(order.map((k) => [k, join(dir, `.${basename(finals[k])}.tmp-${tag}`)])) as unknown as SubtractOutputs;
+  const order = (['kernel', 'qa', 'sources', 'sourcesCsv', 'sourcesReg', 'difference'] as const).filter((k) => writers[k] !== undefined && finals[k] !== undefined);
+  const temps = Object.fromEntries(order.map((k) => [k, join(dir, `.${basename(finals[k]!)}.tmp-${tag}`)])) as unknown as Required<SubtractOutputs>;
   const renamed: string[] = [];
   const cleanupSync = () => {
     for (const p of [...Object.values(temps), ...renamed]) {
@@ -509,7 +624,7 @@ async function writeOutputs(dir: string, finals: SubtractOutputs, writers: Recor
   try {
     for (const k of order) {
       try {
-        await writers[k](temps[k]);
+        await writers[k]!(temps[k]);
       } catch (e) {
         if (e instanceof Error && 'code' in e && typeof (e as NodeJS.ErrnoException).syscall === 'string') throw new IoError(`cannot write ${temps[k]} (${(e as NodeJS.ErrnoException).code})`);
         throw e;
@@ -517,11 +632,11 @@ async function writeOutputs(dir: string, finals: SubtractOutputs, writers: Recor
     }
     for (const k of order) {
       try {
-        await rename(temps[k], finals[k]);
+        await rename(temps[k], finals[k]!);
       } catch (e) {
         throw new IoError(`cannot rename ${temps[k]} to ${finals[k]} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       }
-      renamed.push(finals[k]);
+      renamed.push(finals[k]!);
     }
   } catch (e) {
     await Promise.all([...Object.values(temps), ...renamed].map((p) => unlink(p).catch(() => undefined)));

@@ -80,6 +80,49 @@ print(json.dumps(out))
   return JSON.parse(r.stdout);
 }
 
+/** sources.fits through astropy: columns, units, rows; sky positions recomputed with astropy.wcs from difference.fits' IMAGE header. */
+function astropySources(dir: string): { columns: string[]; units: Record<string, string | null>; n: number; top: { x: number; y: number; significance: number } | null; skyErrMas: number | null } {
+  const script = `
+import json, sys, warnings
+import numpy as np
+from astropy.table import Table
+from astropy.io import fits
+from astropy.wcs import WCS
+d = sys.argv[1]
+t = Table.read(d + '/sources.fits', hdu='DIASOURCES')
+out = {'columns': t.colnames, 'units': {c: (str(t[c].unit) if t[c].unit is not None else None) for c in ['x', 'ra', 'psf_flux', 'ixx']}, 'n': len(t), 'top': None, 'skyErrMas': None}
+pos = t[(~t['is_negative']) & (~t['is_dipole'])]
+if len(pos):
+    r = pos[np.argmax(pos['significance'])]
+    out['top'] = {'x': float(r['x']), 'y': float(r['y']), 'significance': float(r['significance'])}
+ra = np.asarray(t['ra'], dtype=float)
+if len(t) and np.all(np.isfinite(ra)):
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        w = WCS(fits.open(d + '/difference.fits')['IMAGE'].header)
+    a, b = w.all_pix2world(np.asarray(t['x'], dtype=float), np.asarray(t['y'], dtype=float), 0)
+    dra = (np.asarray(t['ra']) - a) * np.cos(np.radians(b))
+    out['skyErrMas'] = float(np.max(np.hypot(dra, np.asarray(t['dec']) - b)) * 3.6e6)
+print(json.dumps(out))
+`;
+  const r = spawnSync('/usr/bin/python3', ['-c', script, dir], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `astropy could not read ${dir}/sources.fits:\n${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+function checkSources(dir: string) {
+  for (const f of ['sources.fits', 'sources.csv', 'sources.reg']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
+  const v = fitsverify(join(dir, 'sources.fits'));
+  assert.ok(v.warnings === 0 && v.errors === 0, `fitsverify sources.fits: ${v.warnings} warnings, ${v.errors} errors\n${v.output}`);
+  const s = astropySources(dir);
+  for (const c of ['id', 'x', 'y', 'ra', 'dec', 'psf_flux', 'psf_flux_err', 'ap_flux_12_0', 'snr', 'is_negative', 'is_dipole', 'science_flux', 'template_flux', 'flag_edge']) assert.ok(s.columns.includes(c), `sources.fits lacks ${c}`);
+  assert.deepEqual(s.units, { x: 'pix', ra: 'deg', psf_flux: 'adu', ixx: 'pix2' });
+  const csvHead = readFileSync(join(dir, 'sources.csv'), 'utf8').split('\n')[0]!.split(',');
+  assert.deepEqual(csvHead, s.columns, 'sources.csv has the FITS columns');
+  assert.match(readFileSync(join(dir, 'sources.reg'), 'utf8'), /^# Region file format: DS9 version 4\.1/);
+  return s;
+}
+
 /** Checks shared by both successful runs. */
 function checkOutputs(dir: string, wcsKeys: string[]) {
   for (const f of ['difference.fits', 'kernel.json', 'qa.json']) assert.ok(existsSync(join(dir, f)), `${f} missing`);
@@ -130,7 +173,8 @@ writeFileSync(cfgOk, JSON.stringify({ preset: 'default', kernel: { kernelSize: 1
 const heavy = (async () => {
   const demo = await run(['demo', '--out', demoDir]);
   const wcs = await run(['subtract', '--science', await sciWithWcs(), '--template', TPL, '--out', wcsDir,
-    '--preset', 'snap', '--mode', 'convolveTemplate', '--set', 'spatialBgOrder=1', '--config', cfgOk, '--no-decorrelate', '--json', '--quiet']);
+    '--preset', 'snap', '--mode', 'convolveTemplate', '--set', 'spatialBgOrder=1', '--config', cfgOk, '--no-decorrelate', '--json', '--quiet',
+    '--exposure-id', '4242', '--zero-point', '25']);
   return { demo, wcs };
 })();
 
@@ -142,6 +186,8 @@ const badJson = join(tmp, 'bad.json');
 writeFileSync(badJson, '{"kernel": {"kernelSize": 21,}}');
 const badValue = join(tmp, 'bad-value.json');
 writeFileSync(badValue, JSON.stringify({ kernel: { kernelSize: 4 } }));
+const badDetect = join(tmp, 'bad-detect.json');
+writeFileSync(badDetect, JSON.stringify({ detect: { apertureRadii: [] } }));
 const noise = join(tmp, 'noise.fits');
 {
   // Pure noise around a sky of 1000 ADU: no stars at all.
@@ -163,6 +209,9 @@ const FAILURES: { name: string; args: string[]; code: number; message: RegExp }[
   { name: 'bad value in --config', args: ['--science', SCI, '--template', TPL, '--config', badValue], code: 7, message: /bad-value\.json: kernel config kernelSize: must be odd/ },
   { name: 'no stars (--quiet)', args: ['--science', noise, '--template', noise, '--quiet'], code: 5, message: /NO_STARS/ },
   { name: 'missing --out', args: ['--science', SCI, '--template', TPL], code: 2, message: /needs --out/ },
+  { name: 'unknown detect key', args: ['--science', SCI, '--template', TPL, '--set', 'detect.thresholdValu=5'], code: 2, message: /thresholdValu: is not a detection configuration key/ },
+  { name: 'bad --exposure-id', args: ['--science', SCI, '--template', TPL, '--exposure-id', 'abc'], code: 2, message: /--exposure-id must be a non-negative integer/ },
+  { name: 'bad detect value in --config', args: ['--science', SCI, '--template', TPL, '--config', badDetect], code: 7, message: /bad-detect\.json: detect config apertureRadii/ },
 ];
 const light = (async () => {
   const out: Run[] = [];
@@ -185,6 +234,13 @@ test('demo: exit 0, difference.fits clean for fitsverify and astropy, kernel.jso
   assert.match(demo.stderr, /\(272, 223\)/);
   assert.match(demo.stderr, /kernel sum \d\.\d{4} · robust std\(z\) \d\.\d{3}/);
   assert.doesNotMatch(demo.stderr, /^diffim: /m);
+  // DIA sources: the brightened target is the most significant positive one; no WCS → no sky.
+  const s = checkSources(demoDir);
+  assert.ok(s.top && Math.hypot(s.top.x - 272, s.top.y - 223) < 2, `top positive source ${JSON.stringify(s.top)}`);
+  assert.equal(s.skyErrMas, null);
+  assert.equal(qa.detection.nSources, s.n);
+  assert.ok(qa.detection.nPositive > 0 && qa.detection.nNegative > 0 && qa.detection.maskFractions.DETECTED > 0);
+  assert.match(qa.detection.wcs, /^none/);
 });
 
 test('subtract: the science WCS (TAN-SIP) on IMAGE, MASK and VARIANCE; provenance; --config, --set, --preset, --no-decorrelate, --json', async () => {
@@ -209,6 +265,12 @@ test('subtract: the science WCS (TAN-SIP) on IMAGE, MASK and VARIANCE; provenanc
   assert.equal(sol.config.alardNGauss, 2, 'snap preset');
   assert.equal(qa.decorrelated, false);
   assert.deepEqual(JSON.parse(wcs.stdout), qa, '--json prints qa.json');
+  // Sky coordinates of every source from the TAN-SIP WCS agree with astropy.wcs to 1 mas.
+  const s = checkSources(wcsDir);
+  assert.ok(s.n > 10 && s.skyErrMas !== null && s.skyErrMas < 1, `sources ${s.n}, sky error ${s.skyErrMas} mas`);
+  assert.equal(qa.detection.wcs, 'TAN-SIP');
+  assert.equal(qa.detection.exposureId, 4242);
+  assert.ok(Math.abs(qa.detection.depth.limitingMagnitude - (25 - 2.5 * Math.log10(qa.detection.depth.limitingFlux))) < 1e-9);
 });
 
 test('failures: one line on stderr, their own exit code, nothing written', async () => {
@@ -229,7 +291,7 @@ test('failures: one line on stderr, their own exit code, nothing written', async
 test('subtract --help documents every option, the outputs and the exit codes', async () => {
   const { help } = await light;
   assert.equal(help.code, 0);
-  for (const o of ['--science', '--template', '--out', '--preset', '--mode', '--set', '--config', '--no-decorrelate', '--json', '--quiet', '--help']) assert.ok(help.stdout.includes(o), `help lacks ${o}`);
-  for (const s of ['difference.fits', 'kernel.json', 'qa.json', 'default | delta-function | snap', 'convolveTemplate | convolveScience | auto', 'kernelSize', 'badMaskPlanes']) assert.ok(help.stdout.includes(s), `help lacks ${s}`);
+  for (const o of ['--science', '--template', '--out', '--preset', '--mode', '--set', '--config', '--no-decorrelate', '--no-detect', '--exposure-id', '--zero-point', '--json', '--quiet', '--help']) assert.ok(help.stdout.includes(o), `help lacks ${o}`);
+  for (const s of ['difference.fits', 'kernel.json', 'qa.json', 'sources.fits', 'sources.csv', 'sources.reg', 'thresholdValue', 'default | delta-function | snap', 'convolveTemplate | convolveScience | auto', 'kernelSize', 'badMaskPlanes']) assert.ok(help.stdout.includes(s), `help lacks ${s}`);
   for (const c of [0, 2, 3, 4, 5, 6, 7, 8, 70]) assert.match(help.stdout, new RegExp(`^  ${c} +\\S`, 'm'), `help lacks exit code ${c}`);
 });

@@ -28,6 +28,8 @@ import { orWindow } from '../convolve/mask-window.ts';
 import { decorrelationKernel, embedKernel, type DecorrelationKernel } from './decorrelate.ts';
 import { addBackground, constantKernel, convolveKernels, convolveTerms, differenceOf, preconvolutionKernel, scoreCorrection } from './preconvolve.ts';
 import { computeQa, type SubtractQa } from './qa.ts';
+import { detectAndMeasure, gaussianPsf, type CelestialWcs, type DetectConfig, type DetectResult, type PsfModel } from '../detect/index.ts';
+import { psfFromStars } from '../psf/index.ts';
 
 export interface SubtractOptions {
   preset?: KernelPreset;
@@ -44,6 +46,18 @@ export interface SubtractOptions {
   scienceStars?: Star[];
   /** Preconvolution only: the science PSF image to use (the tiled pipeline shares one); built from the science stars otherwise. */
   sciencePsf?: PsfImage;
+  /**
+   * Detect and measure DIA sources on the difference (core/detect; configuration overrides when
+   * an object). The returned difference then has the detection background subtracted and the
+   * DETECTED / DETECTED_NEGATIVE planes set. Not for score images yet. Default false.
+   */
+  detect?: boolean | Partial<DetectConfig>;
+  /** Sky coordinates of the sources (the science's WCS over these arrays' local pixels). */
+  wcs?: CelestialWcs | null;
+  /** Goes into the high bits of the source ids. */
+  exposureId?: number | bigint;
+  /** For the detection QA's limiting magnitude. */
+  zeroPoint?: number;
 }
 
 /** What preconvolution used (set only when the difference is a score image). */
@@ -69,6 +83,8 @@ export interface SubtractResult {
   /** Decorrelation ψ; for a score image the score correction c (see preconvolve.ts) in the same form. */
   decorrelation: DecorrelationKernel | null;
   qa: SubtractQa;
+  /** DIA sources and detection QA, when asked for. */
+  detection?: DetectResult;
   /** Set when the science was preconvolved: `difference` is then the score image, `matchedScience` P⊗S and `matchedTemplate` K⊗T + B (both before the score correction). */
   preconvolution?: PreconvolutionInfo;
 }
@@ -224,9 +240,26 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
     difference = applyDecorrelation(diff, convolveTemplate ? sci.variance : tpl.variance, convolveTemplate ? tpl.variance : sci.variance, convolveTemplate ? 1 : 1 / (k * k), decorrelation, opts.blockSize);
     lap('decorrelate');
   }
+  let detection: DetectResult | undefined;
+  if (opts.detect) {
+    // The difference has the PSF of the image that was not convolved (convolved by ψ when decorrelated).
+    const [psfU, psfC] = [starPsf(convolveTemplate ? sStars : tStars, convolveTemplate ? sol.fwhm.science : sol.fwhm.template), starPsf(convolveTemplate ? tStars : sStars, convolveTemplate ? sol.fwhm.template : sol.fwhm.science)];
+    const m = psfU.moments;
+    const diffPsf = decorrelation ? gaussianPsf({ ...m, kernel: { values: decorrelation.psi, size: decorrelation.size } }) : psfU.model;
+    detection = detectAndMeasure({
+      difference,
+      psf: diffPsf,
+      science: { image: sci, psf: convolveTemplate ? psfU.model : psfC.model },
+      matchedTemplate: { image: mT, psf: psfU.model },
+      wcs: opts.wcs, exposureId: opts.exposureId, zeroPoint: opts.zeroPoint,
+      config: typeof opts.detect === 'object' ? opts.detect : {},
+    });
+    difference = detection.difference;
+    lap('detectSources');
+  }
   const qa = computeQa({ difference, science: sci, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
   lap('qa');
-  return { difference, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa };
+  return { difference, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa, ...(detection ? { detection } : {}) };
 }
 
 /**
@@ -290,11 +323,28 @@ function subtractPreconvolved(
   }
   const qa = computeQa({ difference: score, science: mS, sol, templateStars: tStars, scienceStars: sStars, decorrelation, timings });
   qa.warnings.push(...psf.warnings);
+  if (opts.detect) qa.warnings.push('DIA source detection is not run on score images yet: no sources were measured');
   lap('qa');
   return {
     difference: score, matchedTemplate: mT, matchedScience: mS, kernel: sol, background: bg, decorrelation, qa,
     preconvolution: { psf, kernel: pk, size: psf.size, targetFwhm: target?.fwhm ?? sol.fwhm.science },
   };
+}
+
+/**
+ * A Gaussian PSF model from the stars' median moments; from the FWHM the fit used when the stars
+ * do not give a PSF (too few clean ones).
+ */
+function starPsf(stars: Star[], fwhm: number): { model: PsfModel; moments: { ixx: number; iyy: number; ixy: number } } {
+  let moments: { ixx: number; iyy: number; ixy: number };
+  try {
+    const m = psfFromStars(stars);
+    moments = { ixx: m.ixx, iyy: m.iyy, ixy: m.ixy };
+  } catch {
+    const s2 = (fwhm / 2.3548200450309493) ** 2;
+    moments = { ixx: s2, iyy: s2, ixy: 0 };
+  }
+  return { model: gaussianPsf(moments), moments };
 }
 
 /**
