@@ -74,3 +74,12 @@ elif [[ -f $marker && package-lock.json -nt $marker ]] || [[ ! -f $marker && pac
 else
   echo "install-deps: node_modules up to date"
 fi
+
+# The WASM convolution engine is built by `npm ci` (prepare); rebuild it when its sources changed
+# since (a pull without a lock-file change), which the loader would otherwise refuse.
+if ! node --import tsx -e "import('./core/convolve/wasm/source.ts').then(async (s) => { const fs = await import('node:fs'); const ok = fs.existsSync(s.wasmFile) && fs.existsSync(s.digestFile) && fs.readFileSync(s.digestFile, 'utf8').trim() === s.sourceDigest(); process.exit(ok ? 0 : 1); })" 2>/dev/null; then
+  echo "install-deps: WASM engine missing or older than its sources -> npm run build:wasm"
+  npm run -s build:wasm
+else
+  echo "install-deps: WASM engine up to date"
+fi

@@ -6,7 +6,7 @@
  * → NO_DATA with image and variance set to 0 so nothing non-finite flows downstream.
  * Writes the LSST layout back (MP_<NAME> cards on the mask, the WCS on every extension).
  */
-import { FitsError, FitsReader, FitsWriter, Header, type Hdu, type PixelArray } from '../fits/index.ts';
+import { FileSink, FitsError, FitsReader, FitsWriter, Header, type ByteSink, type Hdu, type PixelArray } from '../fits/index.ts';
 import { MASK_PLANES, maskBit, maskPlaneCards, parseMaskPlaneCards, remapMask } from './mask.ts';
 import { createMaskedImage, type MaskedImage } from './masked-image.ts';
 import { medianAndMad, MAD_TO_SIGMA } from './stats.ts';
@@ -191,7 +191,22 @@ function markNoData(mi: MaskedImage): void {
 
 /** Write an exposure as an LSST-style MEF: empty primary (provenance), IMAGE, MASK, VARIANCE. */
 export async function writeExposure(path: string, mi: MaskedImage, header: Header = new Header(), opts: { checksum?: boolean } = {}): Promise<void> {
-  const w = await FitsWriter.toFile(path, { checksum: opts.checksum });
+  await writeExposureToSink(await FileSink.create(path), mi, header, opts);
+}
+
+/**
+ * writeExposure into any ByteSink (e.g. a StorageSink streaming to S3); the bytes are the same as
+ * writeExposure's. The sink is committed on success and aborted on failure. { checksum: true }
+ * needs a sink with patch() (FitsError UNSUPPORTED otherwise).
+ */
+export async function writeExposureToSink(sink: ByteSink, mi: MaskedImage, header: Header = new Header(), opts: { checksum?: boolean } = {}): Promise<void> {
+  let w: FitsWriter;
+  try {
+    w = new FitsWriter(sink, { checksum: opts.checksum });
+  } catch (e) {
+    await sink.abort().catch(() => undefined);
+    throw e;
+  }
   try {
     const wcs = new Header(header.cards.filter((c) => c.kind !== 'commentary' && WCS_KEY.test(c.key)).map((c) => ({ ...c })));
     if (mi.x0 !== 0 || mi.y0 !== 0) {
