@@ -6,7 +6,9 @@
  *
  * Order statistics never reorder the input. Large float32 planes (the image and variance planes)
  * use radix selection straight on the plane's bits; everything else Floyd–Rivest selection on a
- * copy of the selected values. Both are O(n). Sums accumulate in float64 whatever the input
+ * copy of the selected values (long float64 copies: a window placed by a sample, then selection
+ * inside it). All are O(n). The in-place helpers (medianInPlace, medianInRange, WindowMedian) are
+ * for callers that own their buffers. Sums accumulate in float64 whatever the input
  * precision, and results are float64 (an even-length median of float32 values is the exact
  * midpoint, not rounded back to float32 as numpy would).
  */
@@ -434,6 +436,104 @@ function lerp(lo: number, hi: number, t: number): number {
   return (t < 0.5 ? lo + d * t : hi - d * (1 - t)) + 0;
 }
 
+/** The binned median aims at this many values per bin near the middle (left to select exactly). */
+const VALUES_PER_BIN = 8;
+const MAX_BINS = 4096;
+const binCounts = new Int32Array(MAX_BINS);
+/** Up to this many values, each one's bin is kept from the counting pass (saves recomputing it). */
+const KEEP_BINS_MAX = 1 << 16;
+const binOf = new Uint16Array(KEEP_BINS_MAX);
+/** Fewer values than this left to select are insertion-sorted. */
+const SMALL_SORT = 24;
+
+/**
+ * Median of a[0..n) (all finite), reordering a, given a range [lo, hi] expected to bracket the
+ * middle of the data tightly (e.g. a clip window). The values are counted in bins over the range
+ * (values outside it go to the end bins), the bin(s) holding the middle rank(s) are compacted to
+ * the front and only those are selected. The bin index is a monotone function of the value, so
+ * the result is the exact median for ANY range: the range only decides how many values are left
+ * to select. Two branch-light passes instead of a full selection's unpredictable swaps: 2–3×
+ * faster on a few hundred to a few thousand values. Falls back to plain selection without a
+ * usable range.
+ */
+export function medianInRange(a: Float64Array, n: number, lo: number, hi: number): number {
+  if (n <= 0) return NaN;
+  if (n < 64) return selectMedian(a.subarray(0, n));
+  const nb = Math.min(MAX_BINS, Math.max(8, Math.floor(n / VALUES_PER_BIN)));
+  const scale = nb / (hi - lo);
+  if (!(scale > 0) || !Number.isFinite(scale)) return selectMedian(a.subarray(0, n));
+  const hist = binCounts;
+  hist.fill(0, 0, nb);
+  const top = nb - 1;
+  const keep = n <= KEEP_BINS_MAX;
+  const bins = binOf;
+  // Bin index: floor, then clamped with plain compares (faster in V8 than Math.min/max, which
+  // must order NaN and −0).
+  if (keep) {
+    for (let i = 0; i < n; i++) {
+      let b = Math.floor((a[i] - lo) * scale);
+      b = b > 0 ? (b < top ? b : top) : 0;
+      bins[i] = b;
+      hist[b]++;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      let b = Math.floor((a[i] - lo) * scale);
+      b = b > 0 ? (b < top ? b : top) : 0;
+      hist[b]++;
+    }
+  }
+  const k = n >> 1;
+  const kLo = n & 1 ? k : k - 1;
+  let before = 0;
+  let b1 = 0;
+  while (before + hist[b1] <= kLo) before += hist[b1++];
+  let b2 = b1;
+  let upTo = before + hist[b1];
+  while (upTo <= k) upTo += hist[++b2];
+  // Swap the values of bins b1..b2 (any bins between are empty) to the front (a stays a
+  // permutation of itself); one unsigned compare tests the bin range.
+  const span = b2 - b1;
+  let m = 0;
+  if (keep) {
+    for (let i = 0; i < n; i++) {
+      if ((bins[i] - b1) >>> 0 <= span) {
+        const v = a[i];
+        a[i] = a[m];
+        a[m++] = v;
+      }
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = a[i];
+      let b = Math.floor((v - lo) * scale);
+      b = b > 0 ? (b < top ? b : top) : 0;
+      if ((b - b1) >>> 0 <= span) {
+        a[i] = a[m];
+        a[m++] = v;
+      }
+    }
+  }
+  const r2 = k - before;
+  if (m < SMALL_SORT) {
+    // Insertion sort (Float64 only, so this stays monomorphic).
+    for (let i = 1; i < m; i++) {
+      const v = a[i];
+      let j = i - 1;
+      while (j >= 0 && a[j] > v) {
+        a[j + 1] = a[j];
+        j--;
+      }
+      a[j + 1] = v;
+    }
+  } else if (m <= 4096) a.subarray(0, m).sort(); // native numeric sort: quick at this size
+  else selectInPlace(a, r2, 0, m - 1);
+  const hiVal = a[r2];
+  if (n & 1) return hiVal + 0;
+  // Even n: r2 ≥ 1, and the lower middle is the largest value before r2 (a[r2 − 1] if sorted).
+  return midpoint(m <= 4096 ? a[r2 - 1] : maxOf(a, 0, r2), hiVal);
+}
+
 /**
  * Median of a (all finite), reordering a — for callers that own a scratch buffer (pass
  * `buf.subarray(0, n)`). Even n: mean of the two middle values. NaN when empty.
@@ -442,11 +542,136 @@ export function medianInPlace(a: FloatArray): number {
   const n = a.length;
   if (n === 0) return NaN;
   if (useRadix(a)) return radixMedian(a, undefined, 0);
+  if (n >= SAMPLED_MEDIAN_MIN && a instanceof Float64Array) {
+    // Large float64 arrays: the middle order statistics of an evenly spaced sample bracket the
+    // median tightly, and medianInRange (exact for any range) then selects among a few values.
+    const step = Math.floor(n / MEDIAN_SAMPLE);
+    const sample = new Float64Array(Math.ceil(n / step));
+    for (let i = 0, j = 0; i < n; i += step) sample[j++] = a[i];
+    sample.sort();
+    const half = sample.length >> 1;
+    // ±4 standard deviations of the sample median's rank.
+    const d = Math.ceil(2 * Math.sqrt(sample.length));
+    const lo = sample[Math.max(0, half - d)];
+    const hi = sample[Math.min(sample.length - 1, half + d)];
+    if (hi > lo && Number.isFinite(hi - lo)) {
+      const v = medianInWindow(a, n, lo, hi);
+      if (!Number.isNaN(v)) return v;
+    }
+  }
+  return selectMedian(a);
+}
+
+/**
+ * Median of a[0..n) (finite, n ≥ 2) if it lies in the window [lo, hi], else NaN; reorders a.
+ * For windows holding a small fraction of the values: those below are only counted, those inside
+ * binned, and the branches that test the window are rarely taken, so they predict well (a
+ * clamped bin index, as in medianInRange, would mispredict on every value outside).
+ */
+function medianInWindow(a: Float64Array, n: number, lo: number, hi: number): number {
+  const nb = MAX_BINS;
+  const scale = nb / (hi - lo);
+  const top = nb - 1;
+  const hist = binCounts;
+  hist.fill(0, 0, nb);
+  let below = 0;
+  // Both window compares are evaluated without branching (+bool): a short-circuit on v ≥ lo
+  // would be a coin toss for the values around it.
+  for (let i = 0; i < n; i++) {
+    const v = a[i];
+    below += +(v < lo);
+    if ((+(v >= lo) & +(v <= hi)) !== 0) {
+      const b = Math.floor((v - lo) * scale);
+      hist[b < top ? b : top]++;
+    }
+  }
+  const k = n >> 1;
+  const kLo = n & 1 ? k : k - 1;
+  let inside = 0;
+  for (let b = 0; b < nb; b++) inside += hist[b];
+  if (kLo < below || k >= below + inside) return NaN;
+  let before = below;
+  let b1 = 0;
+  while (before + hist[b1] <= kLo) before += hist[b1++];
+  let b2 = b1;
+  let upTo = before + hist[b1];
+  while (upTo <= k) upTo += hist[++b2];
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const v = a[i];
+    if ((+(v >= lo) & +(v <= hi)) !== 0) {
+      let b = Math.floor((v - lo) * scale);
+      b = b < top ? b : top;
+      if (b >= b1 && b <= b2) {
+        a[i] = a[m];
+        a[m++] = v;
+      }
+    }
+  }
+  const r2 = k - before;
+  if (m <= 4096) a.subarray(0, m).sort();
+  else selectInPlace(a, r2, 0, m - 1);
+  const hiVal = a[r2];
+  if (n & 1) return hiVal + 0;
+  return midpoint(m <= 4096 ? a[r2 - 1] : maxOf(a, 0, r2), hiVal);
+}
+
+/** Arrays at least this long (float64) take the sampled route in medianInPlace. */
+const SAMPLED_MEDIAN_MIN = 1 << 16;
+const MEDIAN_SAMPLE = 4096;
+
+/** Median by Floyd–Rivest selection, reordering a. */
+function selectMedian(a: FloatArray): number {
+  const n = a.length;
   const k = n >> 1;
   selectInPlace(a, k, 0, n - 1);
   if (n & 1) return a[k] + 0;
   // After selection every a[i<k] ≤ a[k], so the lower middle is the largest of them.
   return midpoint(maxOf(a, 0, k), a[k]);
+}
+
+/**
+ * Exact median of a stream of finite values that are not kept, given a window [lo, hi] expected
+ * to hold it (e.g. from a sample). The caller counts the values and those below lo (in locals:
+ * counters on an object would make every value a read-modify-write of memory) and pushes those
+ * inside; `result` is NaN when the median fell outside the window (all values are then needed).
+ */
+export class WindowMedian {
+  private m = 0;
+  private buf: Float64Array;
+
+  constructor(
+    readonly lo: number,
+    readonly hi: number,
+    expectedInside: number,
+  ) {
+    this.buf = new Float64Array(Math.max(1024, Math.ceil(expectedInside)));
+  }
+
+  /** Keep v, which lies in [lo, hi]. */
+  push(v: number): void {
+    if (this.m === this.buf.length) {
+      const b = new Float64Array(2 * this.m);
+      b.set(this.buf);
+      this.buf = b;
+    }
+    this.buf[this.m++] = v;
+  }
+
+  /** Median of the n values streamed, `below` of them under lo; NaN if it is not among those kept. */
+  result(n: number, below: number): number {
+    const m = this.m;
+    if (n === 0) return NaN;
+    const k = n >> 1;
+    const kLo = n & 1 ? k : k - 1;
+    if (kLo < below || k >= below + m) return NaN;
+    const a = this.buf.subarray(0, m);
+    const r = k - below;
+    selectInPlace(a, r, 0, m - 1);
+    if (n & 1) return a[r] + 0;
+    // Even n: r ≥ 1 (the lower middle is inside too), and it is the largest value before r.
+    return midpoint(maxOf(a, 0, r), a[r]);
+  }
 }
 
 /** Median of the selected finite values; NaN when none. */

@@ -5,8 +5,8 @@
  * isolated (only with rejectBlendedCandidates), unresolved (not larger than the stellar locus), its stamp of 2·kernelSize+1 pixels lies
  * inside both images and the exposure, and no pixel of that stamp in either image carries a bad
  * mask plane. Cells of sizeCellX × sizeCellY are anchored to the whole exposure, so a tile of it
- * assigns the same cell to the same star; each cell keeps its best candidates by S/N (a reserve of
- * RESERVE_PER_CELL × nStarPerCell, from which spatial clipping draws replacements).
+ * assigns the same cell to the same star; each cell keeps its best candidates by S/N (a reserve,
+ * cellReserve(), from which spatial clipping draws replacements).
  */
 import type { MaskedImage } from '../image/masked-image.ts';
 import { maskOf } from '../image/mask.ts';
@@ -24,6 +24,17 @@ import type { SpatialDomain } from './spatial.ts';
  * fail the single-kernel residual test) uses 55 stars instead of 76, robust std(z) 1.087 vs 1.086.
  */
 export const RESERVE_PER_CELL = 2;
+
+/**
+ * Candidates kept per cell: RESERVE_PER_CELL × what the solve can use from a cell — nStarPerCell,
+ * or fewer when maxCandidates spread over all the exposure's cells leaves less (4096² with 128-px
+ * cells: 1000 over 1024 cells, one each). Depends only on the exposure's box and the config, so
+ * every tile computes the same number.
+ */
+export function cellReserve(config: KernelConfig, domain: SpatialDomain): number {
+  const nCells = Math.ceil(domain.width / config.sizeCellX) * Math.ceil(domain.height / config.sizeCellY);
+  return RESERVE_PER_CELL * Math.min(config.nStarPerCell, Math.max(1, Math.ceil(config.maxCandidates / nCells)));
+}
 
 export interface SelectionResult {
   sites: CandidateSite[];
@@ -117,7 +128,7 @@ export function selectCandidates(
     if (!list) byCell.set(cell, (list = []));
     list.push(site);
   }
-  const reserve = RESERVE_PER_CELL * config.nStarPerCell;
+  const reserve = cellReserve(config, domain);
   const sites: CandidateSite[] = [];
   const seen = new Set<number>();
   for (const [, list] of [...byCell.entries()].sort((a, b) => a[0] - b[0])) {
@@ -135,15 +146,15 @@ export function selectCandidates(
   return { sites, counts };
 }
 
-/** Keep each cell's best RESERVE_PER_CELL × nStarPerCell records (by S/N, then id): what a whole-image selection would keep. */
-export function truncateCells<T extends { cell: number; snr: number; id: number }>(items: T[], config: KernelConfig): T[] {
+/** Keep each cell's best cellReserve() records (by S/N, then id): what a whole-image selection would keep. */
+export function truncateCells<T extends { cell: number; snr: number; id: number }>(items: T[], config: KernelConfig, domain: SpatialDomain): T[] {
   const byCell = new Map<number, T[]>();
   for (const it of items) {
     let l = byCell.get(it.cell);
     if (!l) byCell.set(it.cell, (l = []));
     l.push(it);
   }
-  const reserve = RESERVE_PER_CELL * config.nStarPerCell;
+  const reserve = cellReserve(config, domain);
   const out: T[] = [];
   for (const l of byCell.values()) out.push(...l.sort((a, b) => b.snr - a.snr || a.id - b.id).slice(0, reserve));
   return out.sort((a, b) => a.id - b.id);

@@ -302,7 +302,7 @@ export function solveKernel(records: CandidateRecord[], ctx: SolveContext): Kern
     if (r.nc !== nb + (fitBg ? 1 : 0)) throw new KernelError('BAD_INPUT', `candidate ${r.id} has ${r.nc} columns, expected ${nb + (fitBg ? 1 : 0)} for this basis`);
   }
   // Per-cell truncation makes the set independent of how the image was split into tiles.
-  const states: State[] = truncateCells(mergeRecords(records), config).map((rec) => ({ rec, status: 'ok' as const }));
+  const states: State[] = truncateCells(mergeRecords(records), config, domain).map((rec) => ({ rec, status: 'ok' as const }));
   const tooFew = (stage: string, have: number): never => {
     const rejected: Record<string, number> = {};
     for (const s of states) if (s.status === 'rejected') rejected[s.reason!] = (rejected[s.reason!] ?? 0) + 1;

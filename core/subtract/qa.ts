@@ -10,8 +10,8 @@ import type { MaskedImage } from '../image/masked-image.ts';
 import { median } from '../image/stats.ts';
 import type { Star } from '../psf/index.ts';
 import type { KernelSolution } from '../kernel/index.ts';
-import { exclusionMask, INVALID_DIFF_BITS, noiseFidelity } from './metrics.ts';
-import { neighbourCorrelation, type DecorrelationKernel } from './decorrelate.ts';
+import { exclusionMask, INVALID_DIFF_BITS, noiseFidelityForQa } from './metrics.ts';
+import type { DecorrelationKernel } from './decorrelate.ts';
 
 export interface SubtractQa {
   mode: KernelSolution['mode'];
@@ -42,19 +42,15 @@ export function computeQa(q: QaInput): SubtractQa {
   const { difference: d, science: s, sol } = q;
   const fwhm = Math.max(sol.fwhm.science, sol.fwhm.template);
   const exclude = exclusionMask(d, [...q.templateStars, ...q.scienceStars], 2 * fwhm);
-  const nf = noiseFidelity(d, exclude);
-  const n = d.width * d.height;
-  const ok = (i: number) => exclude[i] === 0 && (d.mask[i]! & INVALID_DIFF_BITS) === 0 && d.variance[i]! > 0;
-  const z = new Float32Array(n);
-  for (let i = 0; i < n; i++) z[i] = d.variance[i]! > 0 ? d.image[i]! / Math.sqrt(d.variance[i]!) : 0;
+  // The fidelity, the sky |D| and the neighbour correlation of z come from the same passes.
+  const { fidelity: nf, qa: sums } = noiseFidelityForQa(d, exclude);
   // Footprint residual ratio over the used candidates: (⟨|D|⟩_fp − ⟨|D|⟩_sky) / ⟨|S − sky|⟩_fp.
-  let skyAbs = 0;
-  let nSky = 0;
-  for (let i = 0; i < n; i++) if (ok(i)) { skyAbs += Math.abs(d.image[i]!); nSky++; }
-  skyAbs /= Math.max(1, nSky);
+  const skyAbs = sums.skyAbs / Math.max(1, sums.nSky);
   // Sky level of the science: median of a regular subsample (a level, not a statistic of record).
   const step = Math.max(1, Math.floor(s.image.length / 250_000));
-  const skyLevel = median(s.image.filter((_, i) => i % step === 0));
+  const sub = new Float32Array(Math.ceil(s.image.length / step));
+  for (let i = 0, j = 0; i < s.image.length; i += step) sub[j++] = s.image[i]!;
+  const skyLevel = median(sub);
   const r = Math.max(2, fwhm);
   const ratios: number[] = [];
   for (const c of sol.candidates) {
@@ -92,7 +88,7 @@ export function computeQa(q: QaInput): SubtractQa {
     candidates: { total: sol.qa.nCandidates, used: sol.qa.nUsed },
     noise: {
       n: nf.n, robustStdZ: nf.robustStd, meanZ: nf.mean, meanZLimit: 5 / Math.sqrt(Math.max(1, nf.n)), varianceRatio: nf.varianceRatio,
-      neighbourCorrelation: neighbourCorrelation(z, d.width, d.height, ok),
+      neighbourCorrelation: sums.neighbourCorrelation,
     },
     artefactRate: nf.artefactRate,
     footprintResidual: { n: ratios.length, mean: meanR, std: stdR },
