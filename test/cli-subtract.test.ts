@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { FitsWriter, Header } from '../core/fits/index.ts';
 import { readExposure } from '../core/image/exposure.ts';
 import { parseSolution } from '../core/kernel/solution.ts';
+import { fitsverify } from './helpers/fitsverify.ts';
 
 const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const BIN = join(ROOT, 'cli/bin.js');
@@ -40,15 +41,6 @@ function run(args: string[]): Promise<Run> {
     p.on('error', rej);
     p.on('close', (code) => res({ code, stdout, stderr }));
   });
-}
-
-function fitsverify(path: string): { warnings: number; errors: number; output: string } {
-  const r = spawnSync('fitsverify', [path], { encoding: 'utf8' });
-  if (r.error) throw new Error(`fitsverify is missing (scripts/install-deps.sh installs it): ${r.error.message}`);
-  const output = r.stdout + r.stderr;
-  const m = /Verification found (\d+) warning\(s\) and (\d+) error\(s\)/.exec(output);
-  assert.ok(m, `no fitsverify summary line:\n${output}`);
-  return { warnings: Number(m[1]), errors: Number(m[2]), output };
 }
 
 /** astropy's view of difference.fits, as JSON. */

@@ -16,6 +16,7 @@ import { Header } from '../core/fits/index.ts';
 import { apertureTag, catalogFields, catalogMarkdown, csvField, fitsFluxUnit, toCsv, toDs9Regions, writeSourcesFits, type CatalogField } from '../core/detect/catalog.ts';
 import { DetectError } from '../core/detect/config.ts';
 import type { DiaSource, SourceFlags } from '../core/detect/source.ts';
+import { fitsverify } from './helpers/fitsverify.ts';
 
 const PYTHON = '/usr/bin/python3';
 const RADII = [3, 12.5];
@@ -58,15 +59,6 @@ function python(script: string, ...args: string[]): any {
   if (r.error) throw new Error(`${PYTHON} is missing (scripts/install-deps.sh installs it): ${r.error.message}`);
   assert.equal(r.status, 0, `python failed:\n${r.stderr}`);
   return JSON.parse(r.stdout);
-}
-
-function fitsverify(path: string): { warnings: number; errors: number; output: string } {
-  const r = spawnSync('fitsverify', [path], { encoding: 'utf8' });
-  if (r.error) throw new Error(`fitsverify is missing (scripts/install-deps.sh installs it): ${r.error.message}`);
-  const output = r.stdout + r.stderr;
-  const m = /Verification found (\d+) warning\(s\) and (\d+) error\(s\)/.exec(output);
-  assert.ok(m, `no fitsverify summary line:\n${output}`);
-  return { warnings: Number(m[1]), errors: Number(m[2]), output };
 }
 
 /** astropy's view of sources.fits; cells as JSON-safe strings (ids exact, floats by repr). */

@@ -120,31 +120,12 @@ export function separableConvolve(src: Float32Array, W: number, H: number, k: Fl
   return out;
 }
 
-/** 4-connected components of `on`; labels 1..n in raster order of first pixel (0 = off). */
-function label(on: Uint8Array, W: number, H: number, labels: Int32Array): number {
-  labels.fill(0);
-  let n = 0;
-  const stack: number[] = [];
-  for (let p = 0; p < on.length; p++) {
-    if (on[p] === 0 || labels[p] !== 0) continue;
-    n++;
-    labels[p] = n;
-    stack.push(p);
-    while (stack.length > 0) {
-      const q = stack.pop()!;
-      const x = q % W;
-      const y = (q - x) / W;
-      if (x > 0 && on[q - 1] !== 0 && labels[q - 1] === 0) { labels[q - 1] = n; stack.push(q - 1); }
-      if (x < W - 1 && on[q + 1] !== 0 && labels[q + 1] === 0) { labels[q + 1] = n; stack.push(q + 1); }
-      if (y > 0 && on[q - W] !== 0 && labels[q - W] === 0) { labels[q - W] = n; stack.push(q - W); }
-      if (y < H - 1 && on[q + W] !== 0 && labels[q + W] === 0) { labels[q + W] = n; stack.push(q + W); }
-    }
-  }
-  return n;
-}
-
-/** Like label(), but a component never mixes pixels inside and outside `sign` (positive vs negative). */
-function labelSigned(on: Uint8Array, sign: Uint8Array, W: number, H: number, labels: Int32Array): number {
+/**
+ * 4-connected components of `on` in which every pixel has the same `sign` value (positive vs
+ * negative detections; pass `on` itself for plain components). Labels 1..n in raster order of the
+ * first pixel, 0 = off.
+ */
+function label(on: Uint8Array, sign: Uint8Array, W: number, H: number, labels: Int32Array): number {
   labels.fill(0);
   let n = 0;
   const stack: number[] = [];
@@ -257,7 +238,7 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
   const labels = new Int32Array(n);
   const both = new Uint8Array(n);
   for (let p = 0; p < n; p++) both[p] = pos[p]! | neg[p]!;
-  const nc = labelSigned(both, pos, W, H, labels);
+  const nc = label(both, pos, W, H, labels);
   const childArea = new Int32Array(nc + 1);
   for (let p = 0; p < n; p++) childArea[labels[p]!]!++;
   const childPeak: Array<Peak | undefined> = new Array(nc + 1);
@@ -271,7 +252,7 @@ export function detectFootprints(mi: DetectionInput, opts: DetectionOptions): De
   const negative = grow(neg, W, H, opts.growRadius);
   const merged = new Uint8Array(n);
   for (let p = 0; p < n; p++) merged[p] = positive[p]! | negative[p]!;
-  const nf = label(merged, W, H, labels);
+  const nf = label(merged, merged, W, H, labels);
   if (nf > opts.maxFootprints) throw new TooManyFootprints(opts.maxFootprints);
 
   const area = new Int32Array(nf + 1);
