@@ -46,18 +46,7 @@ export function decorrelationKernel(k: Float64Array, n: number, varU: number, va
   }
   fft.inverse(spec, z);
   const h = (size - 1) / 2;
-  const psi = new Float64Array(size * size);
-  let total2 = 0;
-  for (let i = 0; i < z.length; i += 2) total2 += z[i]! * z[i]!;
-  let sum = 0;
-  let kept2 = 0;
-  for (let v = -h; v <= h; v++) for (let u = -h; u <= h; u++) {
-    const val = z[2 * (((v + N) % N) * N + ((u + N) % N))]!;
-    psi[(v + h) * size + (u + h)] = val;
-    sum += val;
-    kept2 += val * val;
-  }
-  for (let i = 0; i < psi.length; i++) psi[i]! /= sum;
+  const { kernel: psi, cropLoss } = cropToUnitSum(z, N, size);
   // ψ⊗K, directly (small).
   const m = size + n - 1;
   const hm = (m - 1) / 2;
@@ -66,7 +55,28 @@ export function decorrelationKernel(k: Float64Array, n: number, varU: number, va
     const a = psi[(v + h) * size + (u + h)]!;
     for (let q = -hk; q <= hk; q++) for (let p = -hk; p <= hk; p++) psiK[(v + q + hm) * m + (u + p + hm)]! += a * k[(q + hk) * n + (p + hk)]!;
   }
-  return { psi, size, psiK, psiKSize: m, varianceUnconvolved: varU, varianceConvolved: varC, cropLoss: 1 - kept2 / total2 };
+  return { psi, size, psiK, psiKSize: m, varianceUnconvolved: varU, varianceConvolved: varC, cropLoss };
+}
+
+/**
+ * The central size×size of a real kernel given as an N×N complex image with its origin at (0, 0)
+ * (an inverse FFT's output), renormalised to unit sum; cropLoss = the fraction of Σk² cut off.
+ */
+export function cropToUnitSum(z: Float64Array, N: number, size: number): { kernel: Float64Array; cropLoss: number } {
+  const h = (size - 1) / 2;
+  const kernel = new Float64Array(size * size);
+  let total2 = 0;
+  for (let i = 0; i < z.length; i += 2) total2 += z[i]! * z[i]!;
+  let sum = 0;
+  let kept2 = 0;
+  for (let v = -h; v <= h; v++) for (let u = -h; u <= h; u++) {
+    const val = z[2 * (((v + N) % N) * N + ((u + N) % N))]!;
+    kernel[(v + h) * size + (u + h)] = val;
+    sum += val;
+    kept2 += val * val;
+  }
+  for (let i = 0; i < kernel.length; i++) kernel[i]! /= sum;
+  return { kernel, cropLoss: 1 - kept2 / total2 };
 }
 
 /** Embed a size×size kernel at the centre of an m×m one (m ≥ size, both odd). */

@@ -27,7 +27,7 @@ import { maskBit, maskOf } from '../image/mask.ts';
 import { Fft2, nextPow2 } from '../convolve/fft2d.ts';
 import type { SpatialKernel } from '../convolve/spatial.ts';
 import type { SpatialDomain } from '../kernel/spatial.ts';
-import type { DecorrelationKernel } from './decorrelate.ts';
+import { cropToUnitSum, type DecorrelationKernel } from './decorrelate.ts';
 
 /** P(u, v) → P(−u, −v), renormalised to unit sum: convolving with it correlates with the PSF, so peaks stay on the PSF centroid even for asymmetric PSFs. */
 export function preconvolutionKernel(psf: Float64Array, size: number): Float64Array {
@@ -92,20 +92,8 @@ export function scoreCorrection(k: Float64Array, n: number, p: Float64Array, m: 
   }
   const z = fft.create();
   fft.inverse(spec, z);
-  const h = (size - 1) / 2;
-  const c = new Float64Array(size * size);
-  let total2 = 0;
-  for (let i = 0; i < z.length; i += 2) total2 += z[i]! * z[i]!;
-  let sum = 0;
-  let kept2 = 0;
-  for (let v = -h; v <= h; v++) for (let u = -h; u <= h; u++) {
-    const val = z[2 * (((v + N) % N) * N + ((u + N) % N))]!;
-    c[(v + h) * size + (u + h)] = val;
-    sum += val;
-    kept2 += val * val;
-  }
-  for (let i = 0; i < c.length; i++) c[i]! /= sum;
-  return { psi: c, size, psiK: convolveKernels(c, size, k, n), psiKSize: size + n - 1, varianceUnconvolved: varS, varianceConvolved: varT, cropLoss: 1 - kept2 / total2 };
+  const { kernel: c, cropLoss } = cropToUnitSum(z, N, size);
+  return { psi: c, size, psiK: convolveKernels(c, size, k, n), psiKSize: size + n - 1, varianceUnconvolved: varS, varianceConvolved: varT, cropLoss };
 }
 
 const NOT_CARRIED = maskOf('DETECTED', 'DETECTED_NEGATIVE');
