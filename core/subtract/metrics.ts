@@ -138,7 +138,7 @@ function fidelity(diff: MaskedImage, exclude: Uint8Array | undefined, qa: QaSums
   const sample = zSample(diff, exclude);
   const medWin = middleWindow(sample);
   const zMedian = medWin ? new WindowMedian(medWin.lo, medWin.hi, 1.5 * medWin.fraction * n) : undefined;
-  const f = qa ? firstPassQa(diff, exclude!, zMedian) : firstPass(diff, exclude, zMedian);
+  const f = firstPass(diff, exclude, zMedian, qa !== undefined);
   const m = f.m;
   // A non-finite z (overflow) is skipped by robustStd: leave that case to the third pass.
   const med = zMedian && f.nFiniteZ === m ? zMedian.result(m, f.below) : NaN;
@@ -181,61 +181,14 @@ function fidelity(diff: MaskedImage, exclude: Uint8Array | undefined, qa: QaSums
   };
 }
 
-/** First pass, plain noiseFidelity: counts and sums in pixel order; z of the source-free pixels to the median's stream. */
-function firstPass(diff: MaskedImage, exclude: Uint8Array | undefined, zMedian: WindowMedian | undefined): FirstPass {
-  const { image, variance, mask } = diff;
-  const n = diff.width * diff.height;
-  const f: FirstPass = { m: 0, below: 0, sumV: 0, sumD: 0, sumZ: 0, nFiniteZ: 0, nValid: 0, nArtefact: 0, skyAbs: 0, nSky: 0, sumZ32: 0 };
-  let m = 0;
-  let sumV = 0;
-  let sumD = 0;
-  let sumZ = 0;
-  let nFiniteZ = 0;
-  let nValid = 0;
-  let nArtefact = 0;
-  let below = 0;
-  // Without a stream, an empty window: nothing is pushed.
-  const lo = zMedian ? zMedian.lo : Infinity;
-  const hi = zMedian ? zMedian.hi : -Infinity;
-  for (let i = 0; i < n; i++) {
-    const v = variance[i]!;
-    const x = image[i]!;
-    if ((mask[i]! & INVALID_DIFF_BITS) !== 0 || !(v > 0) || !Number.isFinite(v) || !Number.isFinite(x)) continue;
-    nValid++;
-    const zi = x / Math.sqrt(v);
-    if (Math.abs(zi) > 5) nArtefact++;
-    if (exclude !== undefined && exclude[i] !== 0) continue;
-    m++;
-    // The median's stream (both window compares without branching: most z fall outside).
-    below += +(zi < lo);
-    if ((+(zi >= lo) & +(zi <= hi)) !== 0) zMedian!.push(zi);
-    if (zi - zi === 0) {
-      sumZ += zi;
-      nFiniteZ++;
-    }
-    sumD += x;
-    sumV += v;
-  }
-  f.m = m;
-  f.below = below;
-  f.sumV = sumV;
-  f.sumD = sumD;
-  f.sumZ = sumZ;
-  f.nFiniteZ = nFiniteZ;
-  f.nValid = nValid;
-  f.nArtefact = nArtefact;
-  return f;
-}
-
 /**
- * First pass for the QA: as firstPass, plus the QA's sky pixels (not excluded, none of
- * INVALID_DIFF_BITS, V > 0; finite values not required), flagged 0 over `exclude`, with Σ|D| and
- * Σz (z as float32) over them.
+ * First pass: counts and sums in pixel order; z of the source-free pixels to the median's stream.
+ * With `qa`, also the QA's sky pixels (not excluded, none of INVALID_DIFF_BITS, V > 0; finite
+ * values not required), written into `exclude` as 0 (sky) / 1, with Σ|D| and Σz (z as float32).
  */
-function firstPassQa(diff: MaskedImage, exclude: Uint8Array, zMedian: WindowMedian | undefined): FirstPass {
+function firstPass(diff: MaskedImage, exclude: Uint8Array | undefined, zMedian: WindowMedian | undefined, qa: boolean): FirstPass {
   const { image, variance, mask } = diff;
   const n = diff.width * diff.height;
-  const f: FirstPass = { m: 0, below: 0, sumV: 0, sumD: 0, sumZ: 0, nFiniteZ: 0, nValid: 0, nArtefact: 0, skyAbs: 0, nSky: 0, sumZ32: 0 };
   let m = 0;
   let sumV = 0;
   let sumD = 0;
@@ -254,17 +207,19 @@ function firstPassQa(diff: MaskedImage, exclude: Uint8Array, zMedian: WindowMedi
     const v = variance[i]!;
     const x = image[i]!;
     const mk = mask[i]!;
-    const excluded = exclude[i] !== 0;
-    const zi = v > 0 ? x / Math.sqrt(v) : 0;
-    const sky = !excluded && (mk & INVALID_DIFF_BITS) === 0 && v > 0;
-    exclude[i] = sky ? 0 : 1;
-    if (sky) {
-      skyAbs += Math.abs(x);
-      nSky++;
-      sumZ32 += Math.fround(zi);
+    const excluded = exclude !== undefined && exclude[i] !== 0;
+    if (qa) {
+      const sky = !excluded && (mk & INVALID_DIFF_BITS) === 0 && v > 0;
+      exclude![i] = sky ? 0 : 1;
+      if (sky) {
+        skyAbs += Math.abs(x);
+        nSky++;
+        sumZ32 += Math.fround(x / Math.sqrt(v));
+      }
     }
     if ((mk & INVALID_DIFF_BITS) !== 0 || !(v > 0) || !Number.isFinite(v) || !Number.isFinite(x)) continue;
     nValid++;
+    const zi = x / Math.sqrt(v);
     if (Math.abs(zi) > 5) nArtefact++;
     if (excluded) continue;
     m++;
@@ -278,18 +233,7 @@ function firstPassQa(diff: MaskedImage, exclude: Uint8Array, zMedian: WindowMedi
     sumD += x;
     sumV += v;
   }
-  f.m = m;
-  f.below = below;
-  f.sumV = sumV;
-  f.sumD = sumD;
-  f.sumZ = sumZ;
-  f.nFiniteZ = nFiniteZ;
-  f.nValid = nValid;
-  f.nArtefact = nArtefact;
-  f.skyAbs = skyAbs;
-  f.nSky = nSky;
-  f.sumZ32 = sumZ32;
-  return f;
+  return { m, below, sumV, sumD, sumZ, nFiniteZ, nValid, nArtefact, skyAbs, nSky, sumZ32 };
 }
 
 /** Second pass, plain: Σ(D − mean)² in pixel order, and |z − median| to the MAD's stream (into `out`). */
@@ -364,7 +308,7 @@ function secondPassQa(diff: MaskedImage, flags: Uint8Array, meanD: number, med: 
   out.below = below;
 }
 
-/** z of every source-free pixel, in pixel order (`qaFlags`: exclude holds firstPassQa's sky flags). */
+/** z of every source-free pixel, in pixel order (`qaFlags`: exclude holds firstPass's QA sky flags). */
 function allZ(diff: MaskedImage, exclude: Uint8Array | undefined, qaFlags: boolean, m: number): Float64Array {
   const { image, variance, mask } = diff;
   const n = diff.width * diff.height;
