@@ -14,7 +14,7 @@ export interface DetectConfig {
   nSigmaToGrow: number;
   /** Subtract a background from the difference before detection and measurement. */
   doSubtractBackground: boolean;
-  /** Mesh of the first pass (median per cell, detection image only), px. */
+  /** Mesh of the first pass (clipped median per cell, detection image only), px. */
   initialBackgroundBinSize: number;
   /** Mesh of the second pass (detected pixels excluded; subtracted before measurement), px. */
   finalBackgroundBinSize: number;

@@ -1,8 +1,8 @@
 /**
  * DIA detection and measurement (ip_diffim's DetectAndMeasureTask, our way):
  *
- *   1. background of the difference, first pass: fine mesh (8 px medians) on a copy used only to
- *      detect;
+ *   1. background of the difference, first pass: fine mesh (8-px cells, core/psf's clipped-median
+ *      mesh) on a copy used only to detect;
  *   2. detection in both polarities on the PSF-smoothed copy, footprints grown and merged
  *      (footprints.ts); DETECTED / DETECTED_NEGATIVE set;
  *   3. second pass: coarse mesh (40 px) with the detections excluded, subtracted from the
@@ -14,7 +14,7 @@
  */
 import type { MaskedImage } from '../image/masked-image.ts';
 import { maskBit, maskOf, MASK_PLANES, type MaskPlane } from '../image/mask.ts';
-import { meshBackground } from './background.ts';
+import { estimateBackground } from '../psf/background.ts';
 import { type DetectConfig, DetectError, resolveDetectConfig } from './config.ts';
 import { fitDipole } from './dipole.ts';
 import { detectFootprints, type Footprint, type Peak, TooManyFootprints } from './footprints.ts';
@@ -113,7 +113,8 @@ export function detectAndMeasure(inp: DetectInputs): DetectResult {
 
   let detImage: Float32Array = diff.image;
   if (cfg.doSubtractBackground) {
-    const fine = meshBackground(diff, cfg.initialBackgroundBinSize, BACKGROUND_BAD);
+    // The project's cell-anchored mesh (core/psf/background.ts): clipped median per cell, bilinear between centres.
+    const fine = estimateBackground(diff, { cellSize: cfg.initialBackgroundBinSize, badBits: BACKGROUND_BAD, filterCells: true }).level;
     detImage = new Float32Array(n);
     for (let p = 0; p < n; p++) detImage[p] = diff.image[p]! - fine[p]!;
   }
@@ -142,9 +143,8 @@ export function detectAndMeasure(inp: DetectInputs): DetectResult {
   let background: Float32Array = new Float32Array(n);
   let image: Float32Array = diff.image;
   if (cfg.doSubtractBackground) {
-    const exclude = new Uint8Array(n);
-    for (let p = 0; p < n; p++) exclude[p] = det.positive[p]! | det.negative[p]!;
-    background = meshBackground(diff, cfg.finalBackgroundBinSize, BACKGROUND_BAD, exclude);
+    // Detections excluded through the planes just set.
+    background = estimateBackground({ ...diff, mask }, { cellSize: cfg.finalBackgroundBinSize, badBits: BACKGROUND_BAD | detBit | negBit, filterCells: true }).level;
     image = new Float32Array(n);
     for (let p = 0; p < n; p++) image[p] = (mask[p]! & NO_SIGNAL) !== 0 ? diff.image[p]! : diff.image[p]! - background[p]!;
   }

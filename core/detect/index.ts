@@ -5,4 +5,3 @@ export { type PsfModel, type GaussianPsfInput, gaussianPsf } from './psf-model.t
 export { type DiaSource, type DipoleFit, type SourceFlags } from './source.ts';
 export { type CelestialWcs, type WcsParse, parseWcs } from './wcs.ts';
 export { makeIdFactory, COUNTER_BITS, MAX_EXPOSURE_ID } from './ids.ts';
-export { meshBackground } from './background.ts';

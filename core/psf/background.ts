@@ -21,6 +21,12 @@ export interface BackgroundOptions {
   cellSize?: number;
   /** Pixels with any of these bits are ignored (default DEFAULT_BAD_BITS). */
   badBits?: number;
+  /**
+   * Replace each cell by the median of its 3×3 neighbourhood (afw's doFilterSuperPixels): with
+   * small cells (a difference image's 8 px) one cell's noise or a star residual does not dent the
+   * surface. Default false.
+   */
+  filterCells?: boolean;
 }
 
 export interface Background {
@@ -242,6 +248,7 @@ export function backgroundMesh(mi: MaskedImage, opts: BackgroundOptions = {}): B
   const rms = medianInPlace(sigVals.subarray(0, ns));
   if (ns === 0) return empty;
   fillEmptyCells(grid, ncx, ncy);
+  if (opts.filterCells) medianFilterCells(grid, ncx, ncy);
   return { grid, ncx, ncy, cx0, cy0, cs, x0: mi.x0, y0: mi.y0, width: w, height: h, rms };
 }
 
@@ -313,6 +320,21 @@ export function levelAt(m: BackgroundMesh, x: number, y: number, rowVals: Float6
 }
 
 /** Give cells without enough data the mean of their filled neighbours, growing outwards. */
+/** 3×3 median over each cell's neighbours inside the grid (all finite after fillEmptyCells). */
+function medianFilterCells(grid: Float64Array, nx: number, ny: number): void {
+  const src = grid.slice();
+  const nb = new Float64Array(9);
+  for (let y = 0; y < ny; y++) {
+    for (let x = 0; x < nx; x++) {
+      let n = 0;
+      for (let yy = Math.max(0, y - 1); yy <= Math.min(ny - 1, y + 1); yy++) {
+        for (let xx = Math.max(0, x - 1); xx <= Math.min(nx - 1, x + 1); xx++) nb[n++] = src[yy * nx + xx]!;
+      }
+      grid[y * nx + x] = medianInPlace(nb.subarray(0, n));
+    }
+  }
+}
+
 function fillEmptyCells(grid: Float64Array, nx: number, ny: number): void {
   for (;;) {
     let missing = 0;
