@@ -153,7 +153,7 @@ export function detectAndMeasure(inp: DetectInputs): DetectResult {
   const reject = cfg.peakRejectPlanes.reduce((m, p) => m | maskBit(p), 0);
   const bits = {
     sat: maskBit('SAT'), satT: maskBit('SAT_TEMPLATE'), noData: maskBit('NO_DATA'),
-    intrp: maskBit('INTRP'), cr: maskBit('CR'), edge: maskBit('EDGE'),
+    intrp: maskBit('INTRP'), cr: maskBit('CR'),
   };
   const forcedBad = maskOf('NO_DATA', 'EDGE', 'BAD', 'SAT');
   const sci = inp.science ? { v: view(inp.science.image), psf: inp.science.psf } : null;

@@ -243,13 +243,15 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   let detection: DetectResult | undefined;
   if (opts.detect) {
     // The difference has the PSF of the image that was not convolved (convolved by ψ when decorrelated).
-    const [psfU, psfC] = [starPsf(convolveTemplate ? sStars : tStars, convolveTemplate ? sol.fwhm.science : sol.fwhm.template), starPsf(convolveTemplate ? tStars : sStars, convolveTemplate ? sol.fwhm.template : sol.fwhm.science)];
+    const psfU = starPsf(convolveTemplate ? sStars : tStars, convolveTemplate ? sol.fwhm.science : sol.fwhm.template);
+    // The raw science keeps its own PSF: the unconvolved one in convolveTemplate, else measured apart.
+    const psfS = convolveTemplate ? psfU : starPsf(sStars, sol.fwhm.science);
     const m = psfU.moments;
     const diffPsf = decorrelation ? gaussianPsf({ ...m, kernel: { values: decorrelation.psi, size: decorrelation.size } }) : psfU.model;
     detection = detectAndMeasure({
       difference,
       psf: diffPsf,
-      science: { image: sci, psf: convolveTemplate ? psfU.model : psfC.model },
+      science: { image: sci, psf: psfS.model },
       matchedTemplate: { image: mT, psf: psfU.model },
       wcs: opts.wcs, exposureId: opts.exposureId, zeroPoint: opts.zeroPoint,
       config: typeof opts.detect === 'object' ? opts.detect : {},
