@@ -5,33 +5,27 @@
  * DIR/qa.json — under temporary names renamed at the end, so a failure leaves nothing partial.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { access, constants, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Header } from '../core/fits/header.ts';
-import { readExposure, writeExposure, type Exposure, type ReadExposureOptions, WCS_KEY } from '../core/image/exposure.ts';
+import { readExposure, writeExposure, type Exposure, type ReadExposureOptions } from '../core/image/exposure.ts';
 import { KernelError, PRESETS, resolveKernelConfig, serializeSolution, type KernelConfig, type KernelPreset } from '../core/kernel/index.ts';
 import { subtract, type SubtractResult } from '../core/subtract/subtract.ts';
 import type { SubtractQa } from '../core/subtract/qa.ts';
 import { DEFAULT_DETECT_CONFIG, DetectError, parseWcs, resolveDetectConfig, type DetectConfig, type DetectQa } from '../core/detect/index.ts';
 import { toCsv, toDs9Regions, writeSourcesFits } from '../core/detect/catalog.ts';
 import { ConfigError, EXIT, EXIT_HELP, IoError, UsageError } from './errors.ts';
+import { differenceHeader, fitsName, sourcesHeader, VERSION } from '../core/pipeline/provenance.ts';
+
+export { VERSION, differenceHeader, fitsName };
 
 const PRESET_NAMES = Object.keys(PRESETS) as KernelPreset[];
 /** --mode values: the kernel's convolution modes, plus preconvolve (= convolveTemplate with the kernel option preconvolve). */
 const MODES = ['convolveTemplate', 'convolveScience', 'auto', 'preconvolve'] as const;
 const KERNEL_KEYS = Object.keys(resolveKernelConfig('default'));
-
-/** The package version, for provenance. */
-export const VERSION: string = (() => {
-  try {
-    return String((JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown }).version ?? 'unknown');
-  } catch {
-    return 'unknown';
-  }
-})();
 
 function wrap(words: string[], indent: string, width = 100): string {
   const lines: string[] = [];
@@ -529,15 +523,6 @@ function headerNumber(h: Header, keys: string[]): number | undefined {
   return undefined;
 }
 
-/** Provenance of sources.fits (primary header). */
-function sourcesHeader(job: Pick<SubtractJob, 'science' | 'template'>): Header {
-  const h = new Header();
-  h.set('DIFFIM', VERSION, 'diffim version that measured these sources');
-  h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
-  h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
-  return h;
-}
-
 function preconvolutionQa(r: SubtractResult): PreconvolutionQa {
   const p = r.preconvolution!;
   const { method, nStars, size, fwhm, noiseL2, clippedFraction, x, y } = p.psf;
@@ -555,43 +540,6 @@ function checkGrid(job: SubtractJob, sci: Exposure, tpl: Exposure): void {
   if (a.width === b.width && a.height === b.height && a.x0 === b.x0 && a.y0 === b.y0) return;
   const at = (m: typeof a) => (m.x0 !== 0 || m.y0 !== 0 || a.x0 !== b.x0 || a.y0 !== b.y0 ? ` at (${m.x0}, ${m.y0})` : '');
   throw new KernelError('BAD_INPUT', `science ${job.science} is ${a.width}×${a.height}${at(a)} but template ${job.template} is ${b.width}×${b.height}${at(b)}: they must be on the same pixel grid (register and crop them first)`);
-}
-
-/** Cards of the science header carried to the difference: WCS (every extension) and observation. */
-const OBSERVATION = /^(EXPTIME|FILTER|OBJECT|TELESCOP|INSTRUME)$/;
-const carried = (key: string) => WCS_KEY.test(key) || OBSERVATION.test(key);
-
-/** A file name as a FITS string: printable ASCII (others → '?'), long ones shortened in the middle. */
-export function fitsName(path: string, max = 200): string {
-  const s = basename(path).replace(/[^\x20-\x7e]/g, '?');
-  return s.length <= max ? s : `${s.slice(0, max / 2 - 2)}...${s.slice(s.length - (max / 2 - 1))}`;
-}
-
-/**
- * The primary header of difference.fits: the science's WCS and observation cards, then provenance.
- * writeExposure copies the WCS cards (and MJD-OBS/DATE-OBS) onto IMAGE, MASK and VARIANCE too.
- * Long names are written with the CONTINUE convention by the header writer.
- */
-export function differenceHeader(science: Header, job: Pick<SubtractJob, 'science' | 'template' | 'preset' | 'decorrelate'>, r: Pick<SubtractResult, 'kernel' | 'preconvolution'>): Header {
-  const pre = r.preconvolution;
-  const h = new Header(science.cards.filter((c) => c.kind !== 'commentary' && carried(c.key)).map((c) => ({ ...c })));
-  h.set('DIFFIM', VERSION, 'diffim version that made this difference image');
-  h.set('SCIENCE', fitsName(job.science), 'science input (file name)');
-  h.set('TEMPLATE', fitsName(job.template), 'template input (file name)');
-  h.set('DIFFTYPE', pre ? 'SCORE' : 'DIFFERENCE', pre ? 'P*S - (K*T + B): point-source likelihood' : 'S - (K*T + B) or its convolveScience form');
-  h.set('DIFFMODE', r.kernel.mode, 'image convolved by the matching kernel');
-  h.set('PRESET', job.preset, 'kernel configuration preset');
-  h.set('KSUM', r.kernel.kernelSum, 'kernel sum (photometric scale)', 'float');
-  h.set('DECORR', job.decorrelate, pre ? 'likelihood-image correction (DMTN-179)' : 'difference noise decorrelated (DMTN-021)');
-  if (pre) {
-    h.set('PSFMODEL', pre.psf.method, 'science PSF: empirical star stack or Gaussian');
-    h.set('PSFNSTAR', pre.psf.nStars, 'stars in the empirical science PSF');
-    h.set('PSFFWHM', pre.psf.fwhm, 'science PSF FWHM (pixels)', 'float');
-    h.addCommentary('HISTORY', `diffim ${VERSION} subtract: score = P*S - (K*T + B), P = reflected PSF`);
-  } else {
-    h.addCommentary('HISTORY', `diffim ${VERSION} subtract: D = matched science - matched template`);
-  }
-  return h;
 }
 
 /**

@@ -5,14 +5,13 @@
  * through StorageByteSource.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
+import { startS3rver, stopS3rver, type S3Server } from './helpers/s3rver.ts';
 import { FitsError, FitsReader, Header } from '../core/fits/index.ts';
 import { writeExposure, writeExposureToSink } from '../core/image/exposure.ts';
 import { createMaskedImage } from '../core/image/masked-image.ts';
@@ -74,35 +73,6 @@ async function rejectsWith(p: Promise<unknown>, code: StorageError['code'], ment
 
 // ---- the S3 server -------------------------------------------------------------------------
 
-interface S3Server {
-  child: ChildProcess;
-  endpoint: string;
-}
-
-async function startS3rver(): Promise<S3Server> {
-  // --openssl-legacy-provider: s3rver's list continuation tokens use DES (see the helper).
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', join(import.meta.dirname, 'helpers', 's3rver-process.mjs'), BUCKET], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const line = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('s3rver did not start within 20 s')), 20_000);
-    createInterface({ input: child.stdout! }).once('line', (l) => {
-      clearTimeout(timer);
-      resolve(l);
-    });
-    child.once('exit', (code) => reject(new Error(`s3rver exited with ${code} before listening`)));
-  });
-  const { port } = JSON.parse(line) as { port: number };
-  return { child, endpoint: `http://127.0.0.1:${port}` };
-}
-
-async function stopS3rver(s: S3Server | undefined): Promise<void> {
-  if (!s || s.child.exitCode !== null) return;
-  const exited = new Promise((r) => s.child.once('exit', r));
-  s.child.kill('SIGTERM');
-  await exited;
-}
-
 let server: S3Server | undefined;
 const s3Storages: S3Storage[] = [];
 
@@ -125,7 +95,7 @@ function countCommands(st: S3Storage): Map<string, number> {
 }
 
 before(async () => {
-  server = await startS3rver();
+  server = await startS3rver(BUCKET);
 });
 
 after(async () => {

@@ -15,6 +15,7 @@
 import { type ColumnInput } from '../fits/bintable.ts';
 import { Header, type Card } from '../fits/header.ts';
 import { FitsWriter } from '../fits/writer.ts';
+import { FileSink, type ByteSink } from '../fits/sink.ts';
 import { DetectError } from './config.ts';
 import type { DiaSource, DipoleFit, SourceFlags } from './source.ts';
 
@@ -204,10 +205,26 @@ function tableCards(): Card[] {
  */
 export async function writeSourcesFits(path: string, sources: readonly DiaSource[], opts: CatalogOptions): Promise<void> {
   const columns = catalogColumns(sources, opts); // validates before the file is created
-  const w = await FitsWriter.toFile(path, { checksum: true });
+  await writeSourcesTo(new FitsWriter(await FileSink.create(path), { checksum: true }), columns, sources.length, opts);
+}
+
+/** writeSourcesFits into any ByteSink (a StorageSink: S3 or local storage); the same bytes. */
+export async function writeSourcesToSink(sink: ByteSink, sources: readonly DiaSource[], opts: CatalogOptions): Promise<void> {
+  let columns: ColumnInput[];
+  try {
+    columns = catalogColumns(sources, opts);
+  } catch (e) {
+    await sink.abort().catch(() => undefined);
+    throw e;
+  }
+  // Tables are in memory, so their checksums go out with the header: no patching needed.
+  await writeSourcesTo(new FitsWriter(sink, { checksum: 'given' }), columns, sources.length, opts);
+}
+
+async function writeSourcesTo(w: FitsWriter, columns: ColumnInput[], nrows: number, opts: CatalogOptions): Promise<void> {
   try {
     await w.writeEmptyPrimary(opts.header ?? new Header());
-    await w.writeTable(columns, sources.length, new Header(tableCards()), CATALOG_EXTNAME);
+    await w.writeTable(columns, nrows, new Header(tableCards()), CATALOG_EXTNAME);
     await w.close();
   } catch (e) {
     await w.abort();

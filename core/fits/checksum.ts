@@ -56,3 +56,9 @@ export function encodeChecksum(sum: number): string {
   for (let i = 0; i < 16; i++) out += String.fromCharCode(asc[(i + 15) % 16]!);
   return out;
 }
+
+/** Ones' complement sum of two sums (of word-aligned parts of one data unit, in any order). */
+export function addOnesComplement(a: number, b: number): number {
+  const s = a + b;
+  return s > 0xffffffff ? s - 0xffffffff : s;
+}

@@ -9,4 +9,4 @@ export { decodeTable, encodeTable, parseTform, type Table, type Column, type Col
 export { type CompressedLayout } from './compressed.ts';
 export { FitsWriter, ImageStream, type ImageSpec, type WriterOptions } from './writer.ts';
 export { type ByteSink, FileSink, MemorySink } from './sink.ts';
-export { onesComplementSum, encodeChecksum } from './checksum.ts';
+export { onesComplementSum, encodeChecksum, addOnesComplement } from './checksum.ts';

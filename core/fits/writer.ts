@@ -12,8 +12,13 @@ import { encodePixels, storageFor, type Bitpix, type PixelArray } from './image-
 import { FileSink, type ByteSink } from './sink.ts';
 
 export interface WriterOptions {
-  /** Write CHECKSUM and DATASUM in every HDU. */
-  checksum?: boolean;
+  /**
+   * Write CHECKSUM and DATASUM in every HDU: true computes them on the fly and patches the header
+   * (the sink must support patch); 'given' writes them with the header from each image's
+   * ImageSpec.dataSum (e.g. combined from tiles: the sum is over 32-bit words, so parts add up)
+   * and checks the rows against it — for sinks that cannot patch, such as an S3 upload.
+   */
+  checksum?: boolean | 'given';
 }
 
 export interface ImageSpec {
@@ -24,6 +29,8 @@ export interface ImageSpec {
   /** Other cards (WCS, provenance…); structural ones are replaced by the writer's own. */
   header?: Header;
   extname?: string;
+  /** The data unit's ones' complement sum (big-endian words, no padding), with checksum 'given'. */
+  dataSum?: number;
 }
 
 /** Cards the writer owns: never copied from a caller's header. */
@@ -52,7 +59,7 @@ export class FitsWriter {
     private readonly sink: ByteSink,
     private readonly opts: WriterOptions = {},
   ) {
-    if (opts.checksum && !sink.patch) throw new FitsError('UNSUPPORTED', 'CHECKSUM needs a sink that can patch its header', { file: sink.name });
+    if (opts.checksum === true && !sink.patch) throw new FitsError('UNSUPPORTED', 'CHECKSUM needs a sink that can patch its header', { file: sink.name });
   }
 
   static async toFile(path: string, opts: WriterOptions = {}): Promise<FitsWriter> {
@@ -88,9 +95,14 @@ export class FitsWriter {
     }
     const header = this.assembleHeader(cards, spec.header, spec.extname);
     const dataBytes = spec.axes.length === 0 ? 0 : spec.axes.reduce((a, b) => a * b, 1) * (Math.abs(bitpix) / 8);
+    if (this.opts.checksum === 'given') {
+      const given = dataBytes === 0 ? 0 : spec.dataSum;
+      if (given === undefined || !Number.isInteger(given) || given < 0 || given > 0xffffffff) throw new FitsError('BAD_VALUE', 'checksum \'given\' needs each image\'s dataSum (an unsigned 32-bit integer)', { file: this.name });
+      fillChecksum(header, given);
+    }
     const headerOffset = this.position;
     const headerBytes = await this.writeHeader(header);
-    const stream = new ImageStream(this, sample.constructor.name, spec.axes, dataBytes, header, headerOffset, headerBytes.length);
+    const stream = new ImageStream(this, sample.constructor.name, spec.axes, dataBytes, header, headerOffset, headerBytes.length, this.opts.checksum === 'given' ? (dataBytes === 0 ? 0 : spec.dataSum!) : undefined);
     this.open = stream;
     this.hduCount++;
     return stream;
@@ -116,13 +128,13 @@ export class FitsWriter {
     if (this.hduCount === 0) await this.writeEmptyPrimary();
     const { cards, data } = encodeTable(columns, nrows);
     const h = this.assembleHeader(cards, header, extname);
-    const headerOffset = this.position;
-    const hb = await this.writeHeader(h);
+    // The table is in memory: its sum is known before the header goes out.
+    if (this.opts.checksum) fillChecksum(h, onesComplementSum(padTo4(data)));
+    await this.writeHeader(h);
     await this.writeRaw(data);
     const pad = padding(data.length);
     await this.writeRaw(pad);
     this.hduCount++;
-    if (this.opts.checksum) await this.patchChecksum(h, headerOffset, hb.length, onesComplementSum(padTo4(data)));
   }
 
   private assembleHeader(cards: Card[], extra: Header | undefined, extname: string | undefined): Header {
@@ -159,12 +171,7 @@ export class FitsWriter {
 
   /** @internal Fill DATASUM and CHECKSUM into a header already written. */
   async patchChecksum(h: Header, offset: number, length: number, dataSum: number): Promise<void> {
-    h.set('DATASUM', String(dataSum));
-    h.set('CHECKSUM', '0000000000000000');
-    let bytes = serializeHeader(h);
-    const sum = onesComplementSum(bytes, dataSum);
-    h.set('CHECKSUM', encodeChecksum(sum));
-    bytes = serializeHeader(h);
+    const bytes = fillChecksum(h, dataSum);
     if (bytes.length !== length) throw new Error('header size changed while patching CHECKSUM');
     await this.sink.patch!(offset, bytes);
   }
@@ -176,6 +183,10 @@ export class FitsWriter {
 
   get checksum(): boolean {
     return !!this.opts.checksum;
+  }
+
+  get checksumGiven(): boolean {
+    return this.opts.checksum === 'given';
   }
 
   private assertIdle(): void {
@@ -214,12 +225,22 @@ export class ImageStream {
     private readonly header: Header,
     private readonly headerOffset: number,
     private readonly headerLength: number,
+    /** With checksum 'given': the sum the rows must add up to. */
+    private readonly expectedSum?: number,
   ) {}
 
   /** Append rows (any whole number of NAXIS1 elements) of the declared element type. */
   async writeRows(rows: PixelArray): Promise<void> {
     if (rows.constructor.name !== this.arrayType) throw new FitsError('BAD_VALUE', `rows are ${rows.constructor.name}, the HDU was declared ${this.arrayType}`, { file: this.w.name });
     const bytes = encodePixels(rows);
+    if (this.written + bytes.length > this.dataBytes) throw new FitsError('BAD_VALUE', `more rows than the image holds (${this.dataBytes} bytes)`, { file: this.w.name });
+    await this.w.writeRaw(bytes);
+    this.written += bytes.length;
+    if (this.w.checksum) this.sum(bytes);
+  }
+
+  /** Append rows already encoded as the data unit holds them (big-endian, the declared type). */
+  async writeBytes(bytes: Uint8Array): Promise<void> {
     if (this.written + bytes.length > this.dataBytes) throw new FitsError('BAD_VALUE', `more rows than the image holds (${this.dataBytes} bytes)`, { file: this.w.name });
     await this.w.writeRaw(bytes);
     this.written += bytes.length;
@@ -249,10 +270,26 @@ export class ImageStream {
     if (pad.length) await this.w.writeRaw(pad);
     if (this.w.checksum) {
       if (this.pending.length) this.dataSum = onesComplementSum(padTo4(this.pending), this.dataSum);
-      await this.w.patchChecksum(this.header, this.headerOffset, this.headerLength, this.dataSum);
+      if (this.expectedSum !== undefined) {
+        // -0 and +0 are one value in ones' complement.
+        const norm = (v: number) => (v === 0xffffffff ? 0 : v);
+        if (norm(this.dataSum) !== norm(this.expectedSum)) {
+          await this.w.abort();
+          throw new FitsError('BAD_VALUE', `image data sum ${this.dataSum} differs from the DATASUM given up front (${this.expectedSum})`, { file: this.w.name });
+        }
+      } else await this.w.patchChecksum(this.header, this.headerOffset, this.headerLength, this.dataSum);
     }
     this.w.finished(this);
   }
+}
+
+/** Set DATASUM and CHECKSUM in a header for a data unit of this sum; returns the header's bytes. */
+function fillChecksum(h: Header, dataSum: number): Uint8Array {
+  h.set('DATASUM', String(dataSum));
+  h.set('CHECKSUM', '0000000000000000');
+  const sum = onesComplementSum(serializeHeader(h), dataSum);
+  h.set('CHECKSUM', encodeChecksum(sum));
+  return serializeHeader(h);
 }
 
 /**

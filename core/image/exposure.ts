@@ -38,9 +38,10 @@ export interface ReadExposureOptions {
 
 /** WCS cards (TAN, SIP, TPV, …) and the observation epoch: what each extension of an exposure carries. */
 export const WCS_KEY = /^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|MJDREF|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|A_DMAX|B_DMAX)$/;
-const STRUCTURAL = /^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|CHECKSUM|DATASUM|EXTNAME|EXTVER|INHERIT|MP_\w+)$/;
+/** Cards that describe a file's structure, not the exposure. */
+export const STRUCTURAL = /^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|CHECKSUM|DATASUM|EXTNAME|EXTVER|INHERIT|MP_\w+)$/;
 
-function toFloat32(a: PixelArray): Float32Array {
+export function toFloat32(a: PixelArray): Float32Array {
   if (a instanceof Float32Array) return a;
   const out = new Float32Array(a.length);
   if (a instanceof BigInt64Array || a instanceof BigUint64Array) for (let i = 0; i < a.length; i++) out[i] = Number(a[i]!);
@@ -69,7 +70,8 @@ async function readPlane(path: string, width: number, height: number, what: stri
   }
 }
 
-function cleanHeader(h: Header): Header {
+/** A header without the structural cards (kept: WCS, provenance, observation). */
+export function cleanHeader(h: Header): Header {
   return new Header(h.cards.filter((c) => c.kind === 'commentary' || !STRUCTURAL.test(c.key)).map((c) => ({ ...c })));
 }
 
@@ -189,6 +191,27 @@ function markNoData(mi: MaskedImage): void {
   }
 }
 
+/**
+ * The headers of an LSST-style MEF: the primary (the exposure's cards without structure) and what
+ * every extension carries (the WCS and epoch, and LTV1/LTV2 when the origin is not 0, afw's
+ * convention: LTV gives the offset from parent to local pixel coordinates).
+ */
+export function exposureHeaders(header: Header, x0: number, y0: number): { primary: Header; wcs: Header } {
+  const wcs = new Header(header.cards.filter((c) => c.kind !== 'commentary' && WCS_KEY.test(c.key)).map((c) => ({ ...c })));
+  if (x0 !== 0 || y0 !== 0) {
+    wcs.set('LTV1', -x0, 'parent x0 = -LTV1');
+    wcs.set('LTV2', -y0, 'parent y0 = -LTV2');
+  }
+  return { primary: cleanHeader(header), wcs };
+}
+
+/** The MASK extension's header: the extensions' cards and the MP_<NAME> plane cards. */
+export function maskHeader(wcs: Header): Header {
+  const mh = wcs.clone();
+  for (const c of maskPlaneCards()) mh.set(c.key, c.value, c.comment);
+  return mh;
+}
+
 /** Write an exposure as an LSST-style MEF: empty primary (provenance), IMAGE, MASK, VARIANCE. */
 export async function writeExposure(path: string, mi: MaskedImage, header: Header = new Header(), opts: { checksum?: boolean } = {}): Promise<void> {
   await writeExposureToSink(await FileSink.create(path), mi, header, opts);
@@ -208,18 +231,11 @@ export async function writeExposureToSink(sink: ByteSink, mi: MaskedImage, heade
     throw e;
   }
   try {
-    const wcs = new Header(header.cards.filter((c) => c.kind !== 'commentary' && WCS_KEY.test(c.key)).map((c) => ({ ...c })));
-    if (mi.x0 !== 0 || mi.y0 !== 0) {
-      // afw's convention: LTV gives the offset from parent to local pixel coordinates.
-      wcs.set('LTV1', -mi.x0, 'parent x0 = -LTV1');
-      wcs.set('LTV2', -mi.y0, 'parent y0 = -LTV2');
-    }
-    await w.writeEmptyPrimary(cleanHeader(header));
+    const { primary, wcs } = exposureHeaders(header, mi.x0, mi.y0);
+    await w.writeEmptyPrimary(primary);
     const axes = [mi.width, mi.height];
     await w.writeImage(mi.image, axes, wcs, 'IMAGE');
-    const mh = wcs.clone();
-    for (const c of maskPlaneCards()) mh.set(c.key, c.value, c.comment);
-    await w.writeImage(mi.mask, axes, mh, 'MASK');
+    await w.writeImage(mi.mask, axes, maskHeader(wcs), 'MASK');
     await w.writeImage(mi.variance, axes, wcs, 'VARIANCE');
     await w.close();
   } catch (e) {

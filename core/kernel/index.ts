@@ -4,7 +4,7 @@ export { type KernelConfig, type KernelPreset, type ConvolutionMode, PRESETS, re
 export { type BasisSpec, type BasisChoice, basisCount, basisImages, chooseBasis, renormalizeImages } from './basis.ts';
 export { type SpatialDomain, type SpatialType, nSpatialTerms, spatialEvaluator } from './spatial.ts';
 export { type CandidateRecord, type CandidateSite, RecordBuilder, fitHalfWidth, stampHalfWidth, transformRecord } from './record.ts';
-export { type SelectionResult, selectCandidates, cellIndex, candidateId, truncateCells, cellReserve, RESERVE_PER_CELL } from './select.ts';
+export { type SelectionResult, selectCandidates, resolvedFwhmLimit, cellIndex, candidateId, truncateCells, cellReserve, RESERVE_PER_CELL } from './select.ts';
 export { type SolveContext, type ResidualStats, solveKernel, mergeRecords, residualStats } from './solve.ts';
 export {
   type KernelSolution, type KernelSolutionQa, type CandidateReport,

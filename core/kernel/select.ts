@@ -36,6 +36,22 @@ export function cellReserve(config: KernelConfig, domain: SpatialDomain): number
   return RESERVE_PER_CELL * Math.min(config.nStarPerCell, Math.max(1, Math.ceil(config.maxCandidates / nCells)));
 }
 
+/**
+ * Resolved: larger than median + 3σ (robust, ≥ 10 %) of the clean sizes (Infinity with fewer than
+ * five). Deliberately looser than core/psf's stellarLocus (a pure-star sample for the PSF):
+ * compact static galaxies constrain the kernel as well as stars do, and on the NIRCam pair the
+ * tight locus left 12 of 118 candidates.
+ */
+export function resolvedFwhmLimit(stars: readonly Star[], config: KernelConfig): number {
+  const sizes = stars.filter((s) => !s.flags.saturated && !s.flags.blended && !s.flags.badShape && Number.isFinite(s.fwhm) && s.snr >= config.candidateSnrMin).map((s) => s.fwhm);
+  if (sizes.length < 5) return Infinity;
+  const arr = Float64Array.from(sizes);
+  const med = median(arr);
+  const dev = Float64Array.from(sizes.map((s) => Math.abs(s - med)));
+  const sig = MAD_TO_SIGMA * median(dev);
+  return med + Math.max(3 * sig, 0.1 * med);
+}
+
 export interface SelectionResult {
   sites: CandidateSite[];
   /** How many stars were seen and why the others were turned away. */
@@ -87,6 +103,8 @@ export function selectCandidates(
   domain: SpatialDomain,
   config: KernelConfig,
   core?: SpatialDomain,
+  /** FWHM above which a star is resolved (default: from these stars; the tiled pipeline gives one for all tiles). */
+  resolvedLimit?: number,
 ): SelectionResult {
   const counts: Record<string, number> = { stars: stars.length };
   const bump = (k: string) => { counts[k] = (counts[k] ?? 0) + 1; };
@@ -94,18 +112,7 @@ export function selectCandidates(
   const half = stampHalfWidth(kernelSize);
   const fh = fitHalfWidth(kernelSize);
 
-  // Resolved: larger than median + 3σ (robust, ≥ 10 %) of the clean sizes. Deliberately looser than
-  // core/psf's stellarLocus (a pure-star sample for the PSF): compact static galaxies constrain the
-  // kernel as well as stars do, and on the NIRCam pair the tight locus left 12 of 118 candidates.
-  const sizes = stars.filter((s) => !s.flags.saturated && !s.flags.blended && !s.flags.badShape && Number.isFinite(s.fwhm) && s.snr >= config.candidateSnrMin).map((s) => s.fwhm);
-  let maxFwhm = Infinity;
-  if (sizes.length >= 5) {
-    const arr = Float64Array.from(sizes);
-    const med = median(arr);
-    const dev = Float64Array.from(sizes.map((s) => Math.abs(s - med)));
-    const sig = MAD_TO_SIGMA * median(dev);
-    maxFwhm = med + Math.max(3 * sig, 0.1 * med);
-  }
+  const maxFwhm = resolvedLimit ?? resolvedFwhmLimit(stars, config);
 
   const byCell = new Map<number, CandidateSite[]>();
   for (const s of stars) {

@@ -16,7 +16,6 @@
  */
 import { createMaskedImage, type MaskedImage } from '../image/masked-image.ts';
 import { maskBit, maskOf } from '../image/mask.ts';
-import { sigmaClippedStats } from '../image/stats.ts';
 import { findStars, psfImage, type PsfImage, type Star } from '../psf/index.ts';
 import {
   fitKernel, kernelImageAt, KernelError, measureShape, resolveKernelConfig,
@@ -28,6 +27,7 @@ import { orWindow } from '../convolve/mask-window.ts';
 import { decorrelationKernel, embedKernel, type DecorrelationKernel } from './decorrelate.ts';
 import { addBackground, constantKernel, convolveKernels, convolveTerms, differenceOf, preconvolutionKernel, scoreCorrection } from './preconvolve.ts';
 import { computeQa, type SubtractQa } from './qa.ts';
+import { varianceLevels } from './variance-level.ts';
 import { detectAndMeasure, gaussianPsf, type CelestialWcs, type DetectConfig, type DetectResult, type PsfModel } from '../detect/index.ts';
 import { psfFromStars } from '../psf/index.ts';
 
@@ -52,6 +52,16 @@ export interface SubtractOptions {
    * DETECTED / DETECTED_NEGATIVE planes set. Not for score images yet. Default false.
    */
   detect?: boolean | Partial<DetectConfig>;
+  /**
+   * σ² of the science and template inputs for decorrelation (σ-clipped means, in their own units;
+   * see varianceLevels). The tiled pipeline merges them over all tiles; measured here otherwise.
+   */
+  inputVariances?: { science: number; template: number };
+  /**
+   * Second moments of the template's and the science's PSFs for detection (null: from the FWHM).
+   * The tiled pipeline measures them once over all tiles' stars; from the given stars otherwise.
+   */
+  psfMoments?: { template: PsfMoments | null; science: PsfMoments | null };
   /** Sky coordinates of the sources (the science's WCS over these arrays' local pixels). */
   wcs?: CelestialWcs | null;
   /** Goes into the high bits of the source ids. */
@@ -88,6 +98,8 @@ export interface SubtractResult {
   /** Set when the science was preconvolved: `difference` is then the score image, `matchedScience` P⊗S and `matchedTemplate` K⊗T + B (both before the score correction). */
   preconvolution?: PreconvolutionInfo;
 }
+
+export interface PsfMoments { ixx: number; iyy: number; ixy: number }
 
 const UNUSABLE = maskOf('NO_DATA');
 const NOT_CARRIED = maskOf('DETECTED', 'DETECTED_NEGATIVE');
@@ -147,20 +159,10 @@ function sameGrid(a: MaskedImage, b: MaskedImage): boolean {
   return a.width === b.width && a.height === b.height && a.x0 === b.x0 && a.y0 === b.y0;
 }
 
-/**
- * σ-clipped mean of the variance over usable pixels (what DMTN-021 takes as σ²), from a regular
- * subsample of at most ~250 000 pixels: a mean needs no more, and the clip's median is O(n).
- */
-function meanVariance(v: Float32Array, mask: Int32Array, bad: number): number {
-  const step = Math.max(1, Math.floor(v.length / 250_000));
-  const vals = new Float64Array(Math.ceil(v.length / step));
-  let m = 0;
-  for (let i = 0; i < v.length; i += step) {
-    const x = v[i]!;
-    if ((mask[i]! & bad) === 0 && x > 0 && Number.isFinite(x)) vals[m++] = x;
-  }
-  if (m === 0) return NaN;
-  return sigmaClippedStats(vals.subarray(0, m), { nSigma: 3, maxIter: 5 }).mean;
+/** The kernel at the centre of the solution's domain (the whole exposure, whatever part of it is held). */
+function centreKernel(sol: KernelSolution): Float64Array {
+  const d = sol.spatial.domain;
+  return kernelImageAt(sol, Math.round(d.x0 + (d.width - 1) / 2), Math.round(d.y0 + (d.height - 1) / 2));
 }
 
 export function subtract(science: MaskedImage, template: MaskedImage, opts: SubtractOptions = {}): SubtractResult {
@@ -229,13 +231,10 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   let decorrelation: DecorrelationKernel | null = null;
   let difference = diff;
   if (opts.decorrelate ?? true) {
-    const bad = maskOf('NO_DATA', 'EDGE', 'SAT', 'SAT_TEMPLATE', 'BAD');
+    const iv = opts.inputVariances ?? varianceLevels(sci, tpl, sol.spatial.domain);
     // In the difference's units: the unconvolved image's variance and the convolved image's.
-    const [vU, vC] = convolveTemplate
-      ? [meanVariance(sci.variance, diff.mask, bad), meanVariance(tpl.variance, diff.mask, bad)]
-      : [meanVariance(tpl.variance, diff.mask, bad) / (k * k), meanVariance(sci.variance, diff.mask, bad) / (k * k)];
-    const cxy = [x0 + (W - 1) / 2, y0 + (H - 1) / 2] as const;
-    const kc = kernelImageAt(sol, Math.round(cxy[0]), Math.round(cxy[1]));
+    const [vU, vC] = convolveTemplate ? [iv.science, iv.template] : [iv.template / (k * k), iv.science / (k * k)];
+    const kc = centreKernel(sol);
     decorrelation = decorrelationKernel(kc, sol.basis.size, vU, vC);
     difference = applyDecorrelation(diff, convolveTemplate ? sci.variance : tpl.variance, convolveTemplate ? tpl.variance : sci.variance, convolveTemplate ? 1 : 1 / (k * k), decorrelation, opts.blockSize);
     lap('decorrelate');
@@ -243,9 +242,10 @@ export function subtract(science: MaskedImage, template: MaskedImage, opts: Subt
   let detection: DetectResult | undefined;
   if (opts.detect) {
     // The difference has the PSF of the image that was not convolved (convolved by ψ when decorrelated).
-    const psfU = starPsf(convolveTemplate ? sStars : tStars, convolveTemplate ? sol.fwhm.science : sol.fwhm.template);
+    const pm = opts.psfMoments;
+    const psfU = convolveTemplate ? starPsf(sStars, sol.fwhm.science, pm?.science) : starPsf(tStars, sol.fwhm.template, pm?.template);
     // The raw science keeps its own PSF: the unconvolved one in convolveTemplate, else measured apart.
-    const psfS = convolveTemplate ? psfU : starPsf(sStars, sol.fwhm.science);
+    const psfS = convolveTemplate ? psfU : starPsf(sStars, sol.fwhm.science, pm?.science);
     const m = psfU.moments;
     const diffPsf = decorrelation ? gaussianPsf({ ...m, kernel: { values: decorrelation.psi, size: decorrelation.size } }) : psfU.model;
     detection = detectAndMeasure({
@@ -310,11 +310,10 @@ function subtractPreconvolved(
   lap('difference');
   let decorrelation: DecorrelationKernel | null = null;
   if (opts.decorrelate ?? true) {
-    const bad = maskOf('NO_DATA', 'EDGE', 'SAT', 'SAT_TEMPLATE', 'BAD');
     // σ² of the inputs before any convolution (ip_diffim's svar, tvar), in their own units: κ is in K.
-    const vS = meanVariance(sci.variance, score.mask, bad);
-    const vT = meanVariance(tpl.variance, score.mask, bad);
-    const kc = kernelImageAt(sol, Math.round(x0 + (W - 1) / 2), Math.round(y0 + (H - 1) / 2));
+    const iv = opts.inputVariances ?? varianceLevels(sci, tpl, domain);
+    const [vS, vT] = [iv.science, iv.template];
+    const kc = centreKernel(sol);
     decorrelation = scoreCorrection(kc, sol.basis.size, pk, psf.size, vS, vT);
     const c = decorrelation.psi;
     const nc = decorrelation.size;
@@ -334,19 +333,26 @@ function subtractPreconvolved(
 }
 
 /**
- * A Gaussian PSF model from the stars' median moments; from the FWHM the fit used when the stars
- * do not give a PSF (too few clean ones).
+ * A Gaussian PSF model from the stars' median moments (or the given ones); from the FWHM the fit
+ * used when the stars do not give a PSF (too few clean ones).
  */
-function starPsf(stars: Star[], fwhm: number): { model: PsfModel; moments: { ixx: number; iyy: number; ixy: number } } {
-  let moments: { ixx: number; iyy: number; ixy: number };
-  try {
-    const m = psfFromStars(stars);
-    moments = { ixx: m.ixx, iyy: m.iyy, ixy: m.ixy };
-  } catch {
+function starPsf(stars: readonly Star[], fwhm: number, given?: PsfMoments | null): { model: PsfModel; moments: PsfMoments } {
+  let moments = given === undefined ? starMoments(stars) : given;
+  if (!moments) {
     const s2 = (fwhm / 2.3548200450309493) ** 2;
     moments = { ixx: s2, iyy: s2, ixy: 0 };
   }
   return { model: gaussianPsf(moments), moments };
+}
+
+/** The stars' median PSF moments (psfFromStars), or null when too few clean stars give none. */
+export function starMoments(stars: readonly Star[]): PsfMoments | null {
+  try {
+    const m = psfFromStars(stars);
+    return { ixx: m.ixx, iyy: m.iyy, ixy: m.ixy };
+  } catch {
+    return null;
+  }
 }
 
 /**
