@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, Benchmark> = {
   kernel: async () => (await import('./kernel.ts')).benchKernel(),
   'real-pairs': async () => (await import('./real-pairs.ts')).benchRealPairs(),
   subtract: async () => (await import('./subtract.ts')).benchSubtract(),
+  pipeline: async () => (await import('./pipeline.ts')).benchPipeline(),
 };
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');

@@ -2,6 +2,8 @@
 import { FitsError } from '../core/fits/errors.ts';
 import { KernelError } from '../core/kernel/errors.ts';
 import { PsfError } from '../core/psf/errors.ts';
+import { StorageError } from '../core/storage/errors.ts';
+import { PipelineError } from '../core/pipeline/errors.ts';
 
 export const EXIT = {
   OK: 0,
@@ -49,6 +51,8 @@ export function describeError(e: unknown): { code: number; message: string } {
     }[e.code] ?? EXIT.INTERNAL;
     return { code, message: e.message };
   }
+  if (e instanceof StorageError) return { code: EXIT.IO, message: e.message };
+  if (e instanceof PipelineError) return { code: e.code === 'BAD_INPUT' ? EXIT.USAGE : EXIT.INTERNAL, message: e.message };
   if (e instanceof PsfError && e.code === 'NO_STARS') return { code: EXIT.NO_STARS, message: e.message };
   return { code: EXIT.INTERNAL, message: `internal error: ${e instanceof Error ? e.message : String(e)}` };
 }

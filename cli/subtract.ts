@@ -18,7 +18,10 @@ import type { SubtractQa } from '../core/subtract/qa.ts';
 import { DEFAULT_DETECT_CONFIG, DetectError, parseWcs, resolveDetectConfig, type DetectConfig, type DetectQa } from '../core/detect/index.ts';
 import { toCsv, toDs9Regions, writeSourcesFits } from '../core/detect/catalog.ts';
 import { ConfigError, EXIT, EXIT_HELP, IoError, UsageError } from './errors.ts';
-import { differenceHeader, fitsName, sourcesHeader, VERSION } from '../core/pipeline/provenance.ts';
+import { runPipeline, type ProgressEvent } from '../core/engine/engine.ts';
+import { OUTPUT_NAMES } from '../core/pipeline/stitch.ts';
+import { parseLocation } from '../core/storage/index.ts';
+import { differenceHeader, fitsName, headerExposureId, headerZeroPoint, sourcesHeader, VERSION } from '../core/pipeline/provenance.ts';
 
 export { VERSION, differenceHeader, fitsName };
 
@@ -81,6 +84,15 @@ Options:
                        doDecorrelation, DMTN-021; for a score image: skip its likelihood-image
                        correction for a noisy template, DMTN-179)
   --json               print the QA document (the content of qa.json) on stdout
+Tiled runs (the engine: plan → fit per tile → solve → convolve per tile → stitch; used when any of
+these is given or a location is an s3:// URL; the same outputs plus _DONE, written last):
+  --tile-size N        tile core side in pixels, a multiple of the 128-px spatial cell (default 2048)
+  --workers N          worker threads for the per-tile steps (default: the machine's cores)
+  --endpoint URL       S3-compatible server for s3:// locations (MinIO, s3rver…); credentials and
+                       region from the AWS environment (AWS_ACCESS_KEY_ID, AWS_REGION, …)
+  --keep-work          keep the run's intermediate documents under DIR/.diffim-work/<run id>/
+  --progress MODE      bar (default on a terminal), lines (default otherwise), json (one JSON
+                       object per event on stderr) or none
   --quiet              no progress, warnings or summary on stderr (errors are still reported)
   -h, --help           this text
 
@@ -272,6 +284,11 @@ export async function subtractCommand(args: string[]): Promise<number> {
     'no-detect': { type: 'boolean' },
     'exposure-id': { type: 'string' },
     'zero-point': { type: 'string' },
+    'tile-size': { type: 'string' },
+    workers: { type: 'string' },
+    endpoint: { type: 'string' },
+    'keep-work': { type: 'boolean' },
+    progress: { type: 'string' },
     json: { type: 'boolean' },
     quiet: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
@@ -323,7 +340,17 @@ export async function subtractCommand(args: string[]): Promise<number> {
       throw e;
     }
   }
-  return runSubtraction({
+  const tileSize = str('tile-size');
+  if (tileSize !== undefined && !/^\d{1,6}$/.test(tileSize)) throw new UsageError(`--tile-size must be a positive integer (pixels), got '${tileSize}'`);
+  const workers = str('workers');
+  if (workers !== undefined && !/^\d{1,3}$/.test(workers)) throw new UsageError(`--workers must be a positive integer, got '${workers}'`);
+  const progress = str('progress');
+  if (progress !== undefined && !['bar', 'lines', 'json', 'none'].includes(progress)) throw new UsageError(`--progress must be bar, lines, json or none, got '${progress}'`);
+  const remote = [str('science'), str('template'), str('out')].some((v) => /^s3:\/\//i.test(v!));
+  const tiled = tileSize !== undefined || workers !== undefined || remote;
+  if (tiled && mode === 'preconvolve') throw new UsageError('--mode preconvolve runs in memory only: drop --tile-size/--workers (and use local files)');
+  if (!tiled && (str('endpoint') !== undefined || values['keep-work'])) throw new UsageError('--endpoint and --keep-work apply to tiled runs (--tile-size, --workers or s3:// locations)');
+  const job: SubtractJob = {
     detect,
     ...(exposureId !== undefined ? { exposureId: Number(exposureId) } : {}),
     ...(zeroPoint !== undefined ? { zeroPoint: Number(zeroPoint) } : {}),
@@ -336,6 +363,14 @@ export async function subtractCommand(args: string[]): Promise<number> {
     configFile,
     json: values.json === true,
     quiet: values.quiet === true,
+  };
+  if (!tiled) return runSubtraction(job);
+  return runTiledSubtraction(job, {
+    ...(tileSize !== undefined ? { tileSize: Number(tileSize) } : {}),
+    ...(workers !== undefined ? { workers: Math.max(1, Number(workers)) } : {}),
+    ...(str('endpoint') !== undefined ? { endpoint: str('endpoint')! } : {}),
+    keepWork: values['keep-work'] === true,
+    progress: (progress as TiledOptions['progress']) ?? (values.quiet ? 'none' : process.stderr.isTTY ? 'bar' : 'lines'),
   });
 }
 
@@ -442,6 +477,52 @@ async function checkOutDir(dir: string): Promise<void> {
   }
 }
 
+export interface TiledOptions {
+  tileSize?: number;
+  workers?: number;
+  endpoint?: string;
+  keepWork: boolean;
+  progress: 'bar' | 'lines' | 'json' | 'none';
+}
+
+/**
+ * The run on the engine (core/engine): tiles, a worker-thread pool, local paths or s3:// URLs.
+ * Progress: a bar per phase on a terminal, a line per phase otherwise, or JSON lines.
+ */
+export async function runTiledSubtraction(job: SubtractJob, o: TiledOptions): Promise<number> {
+  if (!/^s3:\/\//i.test(job.out)) await checkOutDir(job.out);
+  const env = { s3: { ...(o.endpoint ? { endpoint: o.endpoint } : {}) } };
+  const onProgress = (e: ProgressEvent) => {
+    if (o.progress === 'none') return;
+    if (o.progress === 'json') { process.stderr.write(JSON.stringify(e) + '\n'); return; }
+    if (o.progress === 'bar') {
+      const width = 30;
+      const fill = Math.round((width * e.done) / Math.max(1, e.total));
+      process.stderr.write(`\r${e.phase.padEnd(9)} [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${e.done}/${e.total} ${secs(e.ms)}   ${e.kind === 'end' ? '\n' : ''}`);
+      return;
+    }
+    if (e.kind === 'end') process.stderr.write(`${e.phase.padEnd(9)} ${e.total} task${e.total === 1 ? '' : 's'} (${secs(e.ms)})\n`);
+  };
+  const r = await runPipeline({
+    science: job.science, template: job.template, out: job.out, version: VERSION,
+    options: {
+      preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate, detect: job.detect ?? false,
+      ...(job.exposureId !== undefined ? { exposureId: job.exposureId } : {}),
+      ...(job.zeroPoint !== undefined ? { zeroPoint: job.zeroPoint } : {}),
+      ...(o.tileSize !== undefined ? { tileSize: o.tileSize } : {}),
+    },
+  }, { workers: o.workers, env, keepWork: o.keepWork, onProgress });
+  if (!job.quiet) {
+    process.stderr.write(`done: run ${r.plan.runId}, ${r.plan.tiles.length} tile(s) on ${r.workers} worker(s), ${r.solve.used} of ${r.solve.total} candidates, kernel sum ${r.solve.kernelSum.toFixed(4)}, ${r.stitch.sources} DIA sources\n`);
+    process.stderr.write(`outputs in ${job.out}: ${Object.values(OUTPUT_NAMES).join(', ')}\n`);
+  }
+  if (job.json) {
+    const { storage, key } = parseLocation(r.stitch.outputs.qa!, env.s3);
+    process.stdout.write(new TextDecoder().decode(await storage.get(key)));
+  }
+  return EXIT.OK;
+}
+
 /** The whole run: read, check, subtract, write, report. Throws typed errors (see cli/errors.ts). */
 export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractResult) => void): Promise<number> {
   const log = (s: string) => { if (!job.quiet) process.stderr.write(s + '\n'); };
@@ -457,8 +538,8 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
 
   t = performance.now();
   const wcs = parseWcs(sci.header);
-  const exposureId = job.exposureId ?? headerInteger(sci.header, ['EXPID', 'EXPNUM', 'VISIT']) ?? 0;
-  const zeroPoint = job.zeroPoint ?? headerNumber(sci.header, ['MAGZERO', 'MAGZPT', 'PHOTZP', 'ZP']);
+  const exposureId = job.exposureId ?? headerExposureId(sci.header) ?? 0;
+  const zeroPoint = job.zeroPoint ?? headerZeroPoint(sci.header);
   const r = subtract(sci.mi, tpl.mi, {
     preset: job.preset, kernel: job.kernel, decorrelate: job.decorrelate,
     detect: job.detect ?? false, wcs: wcs.wcs, exposureId, ...(zeroPoint !== undefined ? { zeroPoint } : {}),
@@ -504,23 +585,6 @@ export async function runSubtraction(job: SubtractJob, inspect?: (r: SubtractRes
   log(`  kernel sum ${q.kernelSum.toFixed(4)} · robust std(z) ${q.noise.robustStdZ.toFixed(3)} (1 is ideal) · artefact rate ${(100 * q.artefactRate).toFixed(2)} % of pixels with |z| > 5`);
   if (job.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   return EXIT.OK;
-}
-
-function headerInteger(h: Header, keys: string[]): number | undefined {
-  for (const k of keys) {
-    const v = h.get(k);
-    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
-    if (typeof v === 'bigint' && v >= 0n && v < 1n << 39n) return Number(v);
-  }
-  return undefined;
-}
-
-function headerNumber(h: Header, keys: string[]): number | undefined {
-  for (const k of keys) {
-    const v = h.get(k);
-    if (typeof v === 'number' && Number.isFinite(v)) return v;
-  }
-  return undefined;
 }
 
 function preconvolutionQa(r: SubtractResult): PreconvolutionQa {

@@ -15,6 +15,7 @@ import { resolveDetectConfig, type DetectConfig } from '../detect/index.ts';
 import { prepareForConvolution } from '../subtract/subtract.ts';
 import { PipelineError } from './errors.ts';
 import { tileGrid } from './layout.ts';
+import { headerExposureId, headerZeroPoint } from './provenance.ts';
 import { openInput, putDoc, under, type Plan, type RunConfig, type StepEnv } from './run.ts';
 
 export interface PipelineOptions {
@@ -102,7 +103,7 @@ function digest(parts: unknown[]): string {
 }
 
 export async function planStep(args: PlanArgs, env: StepEnv = {}): Promise<PlanResult> {
-  const config = resolveRunConfig(args.options ?? {});
+  let config = resolveRunConfig(args.options ?? {});
   const readers: FitsReader[] = [];
   try {
     readers.push(await openInput(args.science, env));
@@ -116,6 +117,9 @@ export async function planStep(args: PlanArgs, env: StepEnv = {}): Promise<PlanR
       throw new KernelError('BAD_INPUT', `science ${args.science} is ${a.width}×${a.height} at (${a.x0}, ${a.y0}) but template ${args.template} is ${b.width}×${b.height} at (${b.x0}, ${b.y0}): they must be on the same pixel grid (register and crop them first)`);
     }
     const exposure = { x0: a.x0, y0: a.y0, width: a.width, height: a.height };
+    // Unless given, the exposure id and zero point come from the science header, as in memory.
+    const o = args.options ?? {};
+    config = { ...config, exposureId: o.exposureId ?? headerExposureId(ds.header) ?? 0, zeroPoint: o.zeroPoint ?? headerZeroPoint(ds.header) ?? null };
     const tStars = await measureStars(rt, dt);
     const tShape = measureShape(tStars, 'template');
     const sShape = measureShape(await measureStars(rs, ds), 'science');

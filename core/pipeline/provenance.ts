@@ -75,3 +75,31 @@ export function sourcesHeader(job: Pick<ProvenanceJob, 'science' | 'template'>):
   return h;
 }
 
+
+function headerInteger(h: Header, keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = h.get(k);
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return v;
+    if (typeof v === 'bigint' && v >= 0n && v < 1n << 39n) return Number(v);
+  }
+  return undefined;
+}
+
+function headerNumber(h: Header, keys: string[]): number | undefined {
+  for (const k of keys) {
+    const v = h.get(k);
+    if (typeof v === 'number' && Number.isFinite(v)) return v;
+  }
+  return undefined;
+}
+
+
+/** The exposure id a header gives (EXPID, EXPNUM or VISIT), for the source ids' high bits. */
+export function headerExposureId(h: Header): number | undefined {
+  return headerInteger(h, ['EXPID', 'EXPNUM', 'VISIT']);
+}
+
+/** The photometric zero point a header gives (MAGZERO, MAGZPT, PHOTZP or ZP). */
+export function headerZeroPoint(h: Header): number | undefined {
+  return headerNumber(h, ['MAGZERO', 'MAGZPT', 'PHOTZP', 'ZP']);
+}
