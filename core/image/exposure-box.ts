@@ -9,12 +9,39 @@
  * GAIN/RDNOISE or its own statistics. Noise, weight and mask files are whole-image features
  * (readExposure).
  */
-import { FitsError, type FitsReader, type Header, type PixelArray } from '../fits/index.ts';
+import { FitsError, Header, type FitsReader, type PixelArray } from '../fits/index.ts';
 import type { Box } from './box.ts';
-import { cleanHeader, STRUCTURAL, toFloat32 } from './exposure.ts';
 import { MASK_PLANES, maskBit, parseMaskPlaneCards, remapMask } from './mask.ts';
 import { createMaskedImage, type MaskedImage } from './masked-image.ts';
 import { MAD_TO_SIGMA, medianAndMad } from './stats.ts';
+
+/** Cards that describe a file's structure, not the exposure. */
+export const STRUCTURAL = /^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|CHECKSUM|DATASUM|EXTNAME|EXTVER|INHERIT|MP_\w+)$/;
+
+export function toFloat32(a: PixelArray): Float32Array {
+  if (a instanceof Float32Array) return a;
+  const out = new Float32Array(a.length);
+  if (a instanceof BigInt64Array || a instanceof BigUint64Array) for (let i = 0; i < a.length; i++) out[i] = Number(a[i]!);
+  else for (let i = 0; i < a.length; i++) out[i] = (a as Float64Array)[i]!;
+  return out;
+}
+
+/** A header without the structural cards (kept: WCS, provenance, observation). */
+export function cleanHeader(h: Header): Header {
+  return new Header(h.cards.filter((c) => c.kind === 'commentary' || !STRUCTURAL.test(c.key)).map((c) => ({ ...c })));
+}
+
+/** Non-finite pixels (incl. BLANK, read as NaN) → NO_DATA, with finite zeros in their place. */
+export function markNoData(mi: MaskedImage): void {
+  const NO = maskBit('NO_DATA');
+  for (let i = 0; i < mi.image.length; i++) {
+    if (!Number.isFinite(mi.image[i]!) || !Number.isFinite(mi.variance[i]!)) {
+      mi.mask[i]! |= NO;
+      mi.image[i] = 0;
+      mi.variance[i] = 0;
+    }
+  }
+}
 
 /** Everything needed to read any box of the exposure: plain JSON (it travels in the plan). */
 export interface ExposureLayout {
@@ -170,13 +197,6 @@ export async function readExposureBox(r: FitsReader, L: ExposureLayout, b: Box):
     if (vm.kind === 'gain') for (let i = 0; i < mi.image.length; i++) mi.variance[i] = Math.max(mi.image[i]! + vm.skyAdd, 0) / vm.gain + vm.rn2;
     else mi.variance.fill(vm.value);
   }
-  const NO = maskBit('NO_DATA');
-  for (let i = 0; i < mi.image.length; i++) {
-    if (!Number.isFinite(mi.image[i]!) || !Number.isFinite(mi.variance[i]!)) {
-      mi.mask[i]! |= NO;
-      mi.image[i] = 0;
-      mi.variance[i] = 0;
-    }
-  }
+  markNoData(mi);
   return mi;
 }

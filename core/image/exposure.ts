@@ -10,6 +10,9 @@ import { FileSink, FitsError, FitsReader, FitsWriter, Header, type ByteSink, typ
 import { MASK_PLANES, maskBit, maskPlaneCards, parseMaskPlaneCards, remapMask } from './mask.ts';
 import { createMaskedImage, type MaskedImage } from './masked-image.ts';
 import { medianAndMad, MAD_TO_SIGMA } from './stats.ts';
+import { cleanHeader, describeExposure, markNoData, readExposureBox, STRUCTURAL, toFloat32 } from './exposure-box.ts';
+
+export { cleanHeader, STRUCTURAL, toFloat32 };
 
 export interface Exposure {
   mi: MaskedImage;
@@ -38,16 +41,6 @@ export interface ReadExposureOptions {
 
 /** WCS cards (TAN, SIP, TPV, …) and the observation epoch: what each extension of an exposure carries. */
 export const WCS_KEY = /^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJD-OBS|DATE-OBS|MJDREF|A_ORDER|B_ORDER|AP_ORDER|BP_ORDER|A_\d+_\d+|B_\d+_\d+|AP_\d+_\d+|BP_\d+_\d+|A_DMAX|B_DMAX)$/;
-/** Cards that describe a file's structure, not the exposure. */
-export const STRUCTURAL = /^(SIMPLE|XTENSION|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|BSCALE|BZERO|BLANK|CHECKSUM|DATASUM|EXTNAME|EXTVER|INHERIT|MP_\w+)$/;
-
-export function toFloat32(a: PixelArray): Float32Array {
-  if (a instanceof Float32Array) return a;
-  const out = new Float32Array(a.length);
-  if (a instanceof BigInt64Array || a instanceof BigUint64Array) for (let i = 0; i < a.length; i++) out[i] = Number(a[i]!);
-  else for (let i = 0; i < a.length; i++) out[i] = (a as Float64Array)[i]!;
-  return out;
-}
 
 async function firstImage(r: FitsReader): Promise<Hdu> {
   const h = r.hdus.find((x) => r.isImage(x) && r.imageInfo(x).axes.length >= 2 && r.imageInfo(x).axes.every((n) => n > 0));
@@ -70,44 +63,23 @@ async function readPlane(path: string, width: number, height: number, what: stri
   }
 }
 
-/** A header without the structural cards (kept: WCS, provenance, observation). */
-export function cleanHeader(h: Header): Header {
-  return new Header(h.cards.filter((c) => c.kind === 'commentary' || !STRUCTURAL.test(c.key)).map((c) => ({ ...c })));
-}
-
 export async function readExposure(path: string, opts: ReadExposureOptions = {}): Promise<Exposure> {
   const r = await FitsReader.open(path, { strict: opts.strict });
   try {
     const warnings = r.hdus.flatMap((h) => h.warnings.map((w) => `HDU ${h.index}: ${w}`));
     const names = new Map(r.hdus.map((h) => [h.name.toUpperCase(), h] as const));
-    if (names.has('IMAGE') && names.has('MASK') && names.has('VARIANCE')) return await readLsst(r, names, warnings);
+    if (names.has('IMAGE') && names.has('MASK') && names.has('VARIANCE')) return await readLsst(r, warnings);
     return await readPlain(r, path, opts, warnings);
   } finally {
     await r.close();
   }
 }
 
-async function readLsst(r: FitsReader, names: Map<string, Hdu>, warnings: string[]): Promise<Exposure> {
-  const hi = names.get('IMAGE')!;
-  const [width, height] = r.imageInfo(hi).axes as [number, number];
-  const planes = [names.get('MASK')!, names.get('VARIANCE')!];
-  for (const p of planes) {
-    const [w, h] = r.imageInfo(p).axes;
-    if (w !== width || h !== height) throw new FitsError('BAD_VALUE', `${p.name} is ${w}×${h} but IMAGE is ${width}×${height}`, { file: r.name, hdu: p.index });
-  }
-  const header = cleanHeader(r.hdus[0]!.header);
-  for (const c of r.imageHeader(hi).cards) if (!STRUCTURAL.test(c.key) && !header.has(c.key) && c.kind !== 'commentary') header.add({ ...c });
-  const x0 = r.imageHeader(hi).integer('LTV1');
-  const y0 = r.imageHeader(hi).integer('LTV2');
-  const mi = createMaskedImage(width, height, x0 !== undefined ? -x0 : 0, y0 !== undefined ? -y0 : 0);
-  mi.image.set(toFloat32((await r.readImage(hi)).data));
-  mi.variance.set(toFloat32((await r.readImage(planes[1]!)).data));
-  const rawMask = (await r.readImage(planes[0]!)).data;
-  const m = rawMask instanceof Int32Array ? rawMask : Int32Array.from(rawMask as ArrayLike<number>, Number);
-  const found = parseMaskPlaneCards(r.imageHeader(planes[0]!).cards);
-  mi.mask.set(Object.keys(found).length ? remapMask(m, found, MASK_PLANES) : m);
-  markNoData(mi);
-  return { mi, header, varianceSource: 'file', warnings };
+async function readLsst(r: FitsReader, warnings: string[]): Promise<Exposure> {
+  const d = await describeExposure(r);
+  const L = d.layout;
+  const mi = await readExposureBox(r, L, { x0: L.x0, y0: L.y0, width: L.width, height: L.height });
+  return { mi, header: d.header, varianceSource: 'file', warnings };
 }
 
 async function readPlain(r: FitsReader, path: string, opts: ReadExposureOptions, warnings: string[]): Promise<Exposure> {
@@ -177,18 +149,6 @@ async function readPlain(r: FitsReader, path: string, opts: ReadExposureOptions,
   }
   markNoData(mi);
   return { mi, header, varianceSource, warnings };
-}
-
-/** Non-finite pixels (incl. BLANK, read as NaN) → NO_DATA, with finite zeros in their place. */
-function markNoData(mi: MaskedImage): void {
-  const NO = maskBit('NO_DATA');
-  for (let i = 0; i < mi.image.length; i++) {
-    if (!Number.isFinite(mi.image[i]!) || !Number.isFinite(mi.variance[i]!)) {
-      mi.mask[i]! |= NO;
-      mi.image[i] = 0;
-      mi.variance[i] = 0;
-    }
-  }
 }
 
 /**

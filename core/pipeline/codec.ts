@@ -32,11 +32,8 @@ function decodeValue(_k: string, v: unknown): unknown {
 }
 
 export function encodeDoc(doc: unknown): Uint8Array {
-  // Typed arrays must be seen before JSON.stringify's own toJSON-less object walk: a replacer gets them whole.
-  return new TextEncoder().encode(JSON.stringify(doc, function (this: unknown, k, v) {
-    const raw = (this as Record<string, unknown>)[k];
-    return encodeValue(k, raw instanceof Object && ArrayBuffer.isView(raw) ? raw : v);
-  }));
+  // Typed arrays have no toJSON, so the replacer sees them whole.
+  return new TextEncoder().encode(JSON.stringify(doc, encodeValue));
 }
 
 export function decodeDoc<T>(bytes: Uint8Array, what: string): T {

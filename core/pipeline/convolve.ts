@@ -18,7 +18,7 @@ import { subtract, prepareForConvolution } from '../subtract/subtract.ts';
 import { computeQa, type SubtractQa } from '../subtract/qa.ts';
 import type { FitDoc, TileArgs } from './fit.ts';
 import type { SolveContextDoc } from './solve.ts';
-import { getDoc, locate, openInput, putDoc, readPlan, tileOf, under, type StepEnv } from './run.ts';
+import { getDoc, getSolutionText, locate, openInput, putDoc, readPlan, tileOf, under, type StepEnv } from './run.ts';
 import { concatChunks } from '../storage/index.ts';
 
 export interface TileDoc {
@@ -55,16 +55,7 @@ function shifted(w: CelestialWcs | null, dx: number, dy: number): CelestialWcs |
 export async function convolveStep(args: TileArgs, env: StepEnv = {}): Promise<ConvolveResult> {
   const plan = await readPlan(args.work, env);
   const t = tileOf(plan, args.tile);
-  const { storage: ss, key: sk } = locate(under(args.work, 'solution.json'), env);
-  let solText: string;
-  try {
-    solText = new TextDecoder().decode(await ss.get(sk));
-  } catch {
-    // Reported as the missing step's document, as getDoc does.
-    await getDoc(under(args.work, 'solution.json'), 'the kernel solution', env);
-    throw new Error('unreachable');
-  }
-  const sol = parseSolution(solText);
+  const sol = parseSolution(await getSolutionText(args.work, env));
   const ctx = await getDoc<SolveContextDoc>(under(args.work, 'context.json'), 'the solve context', env);
   const fit = await getDoc<FitDoc>(under(args.work, 'fit', `${t.id}.json`), `the fit of tile ${t.id}`, env);
   const [rs, rt] = await Promise.all([openInput(plan.science.url, env), openInput(plan.template.url, env)]);

@@ -89,14 +89,24 @@ export async function putDoc(url: string, doc: unknown, env: StepEnv): Promise<n
   return bytes.length;
 }
 
-export async function getDoc<T>(url: string, what: string, env: StepEnv): Promise<T> {
+/** An earlier step's output; a missing one is BAD_STATE naming the step's document. */
+export async function getBytes(url: string, what: string, env: StepEnv): Promise<Uint8Array> {
   const { storage, key } = locate(url, env);
   try {
-    return decodeDoc<T>(await storage.get(key), `${what} (${url})`);
+    return await storage.get(key);
   } catch (e) {
     if (isStorageError(e, 'NOT_FOUND')) throw new PipelineError('BAD_STATE', `${what} is missing at ${url}: the step that writes it has not run for this run id`);
     throw e;
   }
+}
+
+export async function getDoc<T>(url: string, what: string, env: StepEnv): Promise<T> {
+  return decodeDoc<T>(await getBytes(url, what, env), `${what} (${url})`);
+}
+
+/** The run's kernel solution (solve's solution.json): its text, as kernel.json will hold it. */
+export async function getSolutionText(work: string, env: StepEnv): Promise<string> {
+  return new TextDecoder().decode(await getBytes(under(work, 'solution.json'), 'the kernel solution', env));
 }
 
 export async function readPlan(work: string, env: StepEnv): Promise<Plan> {

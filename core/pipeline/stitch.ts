@@ -15,7 +15,7 @@ import type { SubtractQa } from '../subtract/qa.ts';
 import { differenceHeader, sourcesHeader } from './provenance.ts';
 import { fileName } from './plan.ts';
 import type { TileDoc } from './convolve.ts';
-import { getDoc, locate, readPlan, under, type Plan, type StepEnv } from './run.ts';
+import { getDoc, getSolutionText, locate, readPlan, under, type Plan, type StepEnv } from './run.ts';
 import type { Tile } from './layout.ts';
 
 export const OUTPUT_NAMES = {
@@ -128,8 +128,7 @@ export async function stitchStep(args: { work: string }, env: StepEnv = {}): Pro
   const plan = await readPlan(args.work, env);
   const tiles: TileDoc[] = [];
   for (const t of plan.tiles) tiles.push(await getDoc<TileDoc>(under(args.work, 'tiles', `${t.id}.json`), `the convolution of tile ${t.id}`, env));
-  const { storage: ws, key: solKey } = locate(under(args.work, 'solution.json'), env);
-  const solText = new TextDecoder().decode(await ws.get(solKey));
+  const solText = await getSolutionText(args.work, env);
   const sol = parseSolution(solText);
   const cfg = plan.config;
   const det = cfg.detect !== null;
